@@ -1,0 +1,66 @@
+// The shape of a loaded, validated configuration (all defaults filled in).
+// The file format is JSON with the same keys; see docs/config.md.
+
+export type AuthMethod = 'scram-sha-256' | 'md5' | 'trust' | 'reject';
+
+export interface HbaRule {
+  /** 'host' matches any TCP client; 'hostssl' only TLS; 'hostnossl' only plain. */
+  type: 'host' | 'hostssl' | 'hostnossl';
+  /** Database name, or 'all'. */
+  database: string;
+  /** User name, or 'all'. */
+  user: string;
+  /** CIDR such as '127.0.0.1/32', '::1/128', '0.0.0.0/0', or 'all'. */
+  address: string;
+  method: AuthMethod;
+}
+
+export interface UserConfig {
+  name: string;
+  /** Plain password: verifies clients (SCRAM/md5) and logs in to the nodes. */
+  password: string;
+}
+
+export interface NodeConfig {
+  /** Stable id, e.g. 'n1'. Rank (main node choice) is the order in the list. */
+  id: string;
+  host: string;
+  port: number;
+  /** Relative share of autocommit reads; 0 = never used for reads. */
+  weight: number;
+}
+
+export interface TlsConfig {
+  cert: string; // path to PEM certificate
+  key: string; // path to PEM key
+}
+
+export interface Config {
+  /** Path the config was loaded from ('' when built in memory). */
+  path: string;
+  coordinator: {
+    id: string;
+    host: string;
+    port: number;
+    max_client_connections: number;
+    /** Largest message a client may send, in bytes. */
+    max_message_size: number;
+    /** Seconds a client has to finish startup + authentication. */
+    authentication_timeout: number;
+    tls: TlsConfig | null;
+  };
+  nodes: NodeConfig[];
+  users: UserConfig[];
+  hba: HbaRule[];
+  backend: {
+    /** Seconds to wait for a node connection to be established. */
+    connect_timeout: number;
+  };
+  log: {
+    level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  };
+  /** Where the embedded state store keeps its file. */
+  state: {
+    dir: string;
+  };
+}
