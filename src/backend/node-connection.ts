@@ -1,0 +1,394 @@
+// One connection from the coordinator to one node, owned by one client
+// session: login, and "exchanges" (send some messages, collect the node's
+// answer up to ReadyForQuery or up to a counted number of replies).
+//
+// The connection never interprets more than routing and voting need: frames
+// are kept raw and either handed to a sink (to be forwarded to the client
+// untouched) or buffered for the vote.
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { PgqError, SqlState } from '../errors.js';
+import { FrameReader, type Frame } from '../protocol/reader.js';
+import { BE } from '../protocol/constants.js';
+import {
+  decodeAuthentication,
+  decodeBackendKeyData,
+  decodeCommandComplete,
+  decodeErrorFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  type ErrorFields,
+} from '../protocol/backend.js';
+import {
+  encodeCancelRequest,
+  encodePassword,
+  encodeSASLInitialResponse,
+  encodeSASLResponse,
+  encodeStartup,
+  TERMINATE,
+} from '../protocol/frontend.js';
+import { md5Response, ScramClient } from './auth.js';
+import type { ClusterNode } from '../cluster/cluster.js';
+
+export interface NodeLogin {
+  user: string;
+  password: string | null;
+  database: string;
+  /** Startup parameters passed on from the client (application_name, options, ...). */
+  params: Record<string, string>;
+  connectTimeoutMs: number;
+}
+
+export type TxnStatus = 'I' | 'T' | 'E';
+
+/** What a node answered to one exchange. */
+export interface ExchangeResult {
+  node: NodeConnection;
+  /** ReadyForQuery status, or null for an exchange that ended at a Flush. */
+  status: TxnStatus | null;
+  /** CommandComplete tags, in order (EmptyQueryResponse counts as ''). */
+  tags: string[];
+  /** The first ErrorResponse, if any. */
+  error: ErrorFields | null;
+  /** Raw frames, when the exchange buffered them. */
+  frames: Buffer[];
+  /** Set when the connection was lost or broke the protocol during the exchange. */
+  lost: PgqError | null;
+  /** Terminal replies counted, per message sent (see countTerminal). */
+  terminals: number;
+}
+
+export interface ExchangeOptions {
+  /** Leading ReadyForQuery messages (and all before them) that belong to injected prefix queries; swallowed. */
+  skipReadies?: number;
+  /** Then this many leading terminal replies (ParseComplete/CloseComplete of injected messages); swallowed. */
+  skipTerminals?: number;
+  /** For an exchange that ends in Flush: how many terminal replies end it. Omit to end at ReadyForQuery. */
+  expectTerminals?: number;
+  /** Keep the frames (after the swallowed prefix) in result.frames. */
+  buffer?: boolean;
+  /** Called with every frame after the swallowed prefix, before it is buffered. */
+  sink?: (f: Frame) => void;
+}
+
+/** Replies that finish one message of the extended protocol. */
+function isTerminal(type: number): boolean {
+  switch (type) {
+    case BE.ParseComplete:
+    case BE.BindComplete:
+    case BE.CloseComplete:
+    case BE.NoData:
+    case BE.RowDescription:
+    case BE.CommandComplete:
+    case BE.EmptyQueryResponse:
+    case BE.PortalSuspended:
+    case BE.ErrorResponse:
+      return true;
+    default:
+      return false;
+  }
+}
+
+let connSeq = 0;
+
+export class NodeConnection {
+  readonly node: ClusterNode;
+  readonly id = ++connSeq;
+  readonly params = new Map<string, string>();
+  /** Named (and unnamed '') prepared statements that exist on this node: name -> SQL as sent. */
+  readonly prepared = new Map<string, string>();
+  pid = 0;
+  secret = 0;
+  txnStatus: TxnStatus = 'I';
+  closed = false;
+  /** Frames that arrive outside an exchange: NotificationResponse, NoticeResponse, ParameterStatus, FATAL errors. */
+  onAsync: ((f: Frame) => void) | null = null;
+  /** Called once when the connection ends, with the reason unless we closed it ourselves. */
+  onClose: ((err: PgqError | null) => void) | null = null;
+
+  private readonly socket: net.Socket;
+  private readonly reader: FrameReader;
+  private readonly log: Logger;
+  private handler: ((f: Frame) => void) | null = null;
+  private failer: ((e: PgqError) => void) | null = null;
+
+  private constructor(node: ClusterNode, socket: net.Socket, log: Logger) {
+    this.node = node;
+    this.socket = socket;
+    this.log = log;
+    this.reader = new FrameReader({ maxMessageSize: 0x7fffffff });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.fail(this.lostError(e.message)));
+    socket.on('close', () => this.fail(this.lostError('connection closed')));
+  }
+
+  private lostError(why: string): PgqError {
+    return new PgqError('ERR_NODE_LOST', `lost connection to node ${this.node.id}: ${why}`, {
+      sqlstate: SqlState.CONNECTION_FAILURE,
+      context: { node: this.node.id },
+    });
+  }
+
+  /** Open a connection and log in. Rejects with the node's own error fields on refusal. */
+  static async connect(node: ClusterNode, login: NodeLogin, log: Logger): Promise<NodeConnection> {
+    const socket = net.connect({ host: node.host, port: node.port });
+    const conn = new NodeConnection(node, socket, log);
+    const timer = setTimeout(
+      () => conn.fail(conn.lostError(`no login within ${login.connectTimeoutMs} ms`)),
+      login.connectTimeoutMs,
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        conn.failer = reject;
+      });
+      await conn.login(login);
+      return conn;
+    } catch (e) {
+      conn.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private login(login: NodeLogin): Promise<void> {
+    const params: Record<string, string> = { ...login.params, user: login.user, database: login.database };
+    let scram: ScramClient | null = null;
+    return new Promise<void>((resolve, reject) => {
+      this.failer = reject;
+      this.handler = (f) => {
+        try {
+          switch (f.type) {
+            case BE.Authentication: {
+              const a = decodeAuthentication(f.payload);
+              if (a.kind === 'ok') break;
+              if (login.password === null) {
+                throw new PgqError('ERR_NODE_AUTH', `node ${this.node.id} asks for a password and none is configured for user "${login.user}"`, {
+                  sqlstate: SqlState.INVALID_PASSWORD,
+                  context: { node: this.node.id },
+                });
+              }
+              if (a.kind === 'cleartext') this.socket.write(encodePassword(login.password));
+              else if (a.kind === 'md5') this.socket.write(encodePassword(md5Response(login.user, login.password, a.salt)));
+              else if (a.kind === 'sasl') {
+                if (!a.mechanisms.includes('SCRAM-SHA-256')) {
+                  throw new PgqError('ERR_NODE_AUTH', `node ${this.node.id} offers no supported SASL mechanism`, {
+                    sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+                  });
+                }
+                scram = new ScramClient(login.user, login.password);
+                this.socket.write(encodeSASLInitialResponse('SCRAM-SHA-256', scram.clientFirst()));
+              } else if (a.kind === 'sasl-continue' && scram) {
+                this.socket.write(encodeSASLResponse(scram.serverFirst(a.data)));
+              } else if (a.kind === 'sasl-final' && scram) {
+                scram.serverFinal(a.data);
+              } else {
+                throw new PgqError('ERR_NODE_AUTH', `node ${this.node.id} asks for an unsupported authentication method`, {
+                  sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+                });
+              }
+              break;
+            }
+            case BE.ParameterStatus: {
+              const p = decodeParameterStatus(f.payload);
+              this.params.set(p.name, p.value);
+              break;
+            }
+            case BE.BackendKeyData: {
+              const k = decodeBackendKeyData(f.payload);
+              this.pid = k.pid;
+              this.secret = k.secret;
+              break;
+            }
+            case BE.ReadyForQuery:
+              this.txnStatus = decodeReadyForQuery(f.payload);
+              this.handler = null;
+              this.failer = null;
+              resolve();
+              break;
+            case BE.ErrorResponse:
+              throw nodeError(this.node.id, decodeErrorFields(f.payload));
+            default:
+              // NoticeResponse, NegotiateProtocolVersion: nothing to do at login.
+              break;
+          }
+        } catch (e) {
+          this.handler = null;
+          this.failer = null;
+          reject(e);
+        }
+      };
+      this.socket.write(encodeStartup(params));
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.reader.push(chunk);
+    let f: Frame | null;
+    try {
+      while ((f = this.reader.next()) !== null) {
+        if (this.handler) this.handler(f);
+        else this.onIdleFrame(f);
+      }
+    } catch (e) {
+      this.fail(e instanceof PgqError ? e : this.lostError(String(e)));
+    }
+  }
+
+  private onIdleFrame(f: Frame): void {
+    if (f.type === BE.ParameterStatus) {
+      const p = decodeParameterStatus(f.payload);
+      this.params.set(p.name, p.value);
+    }
+    if (this.onAsync) this.onAsync(f);
+  }
+
+  private fail(err: PgqError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    const failer = this.failer;
+    this.failer = null;
+    this.handler = null;
+    if (failer) failer(err);
+    const cb = this.onClose;
+    this.onClose = null;
+    if (cb) cb(err);
+  }
+
+  get busy(): boolean {
+    return this.handler !== null;
+  }
+
+  /** Stop reading (backpressure from a slow client). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Send bytes outside any exchange (CopyData during COPY FROM STDIN). */
+  write(buf: Buffer): void {
+    if (!this.closed) this.socket.write(buf);
+  }
+
+  /**
+   * Send `msgs` and collect the answer. Resolves (never rejects) when the
+   * node sent ReadyForQuery (or the expected number of terminal replies for a
+   * Flush-terminated batch), or when the connection was lost.
+   */
+  exchange(msgs: Buffer | Buffer[], opts: ExchangeOptions = {}): Promise<ExchangeResult> {
+    const result: ExchangeResult = {
+      node: this,
+      status: null,
+      tags: [],
+      error: null,
+      frames: [],
+      lost: null,
+      terminals: 0,
+    };
+    if (this.closed) {
+      result.lost = this.lostError('connection already closed');
+      return Promise.resolve(result);
+    }
+    if (this.handler) throw new PgqError('ERR_NODE_BUSY', `node connection ${this.node.id} is busy`);
+    let skipReadies = opts.skipReadies ?? 0;
+    let skipTerminals = opts.skipTerminals ?? 0;
+    const expect = opts.expectTerminals ?? -1;
+    const buffer = opts.buffer ?? false;
+    const sink = opts.sink;
+    return new Promise<ExchangeResult>((resolve) => {
+      const finish = (): void => {
+        this.handler = null;
+        this.failer = null;
+        resolve(result);
+      };
+      this.failer = (e) => {
+        result.lost = e;
+        finish();
+      };
+      this.handler = (f) => {
+        const t = f.type;
+        if (skipReadies > 0) {
+          if (t === BE.ReadyForQuery) {
+            skipReadies--;
+            this.txnStatus = decodeReadyForQuery(f.payload);
+          } else if (t === BE.ErrorResponse && result.error === null) {
+            // An injected prefix failed: report it as this exchange's error.
+            result.error = decodeErrorFields(f.payload);
+          }
+          return;
+        }
+        if (skipTerminals > 0 && isTerminal(t)) {
+          skipTerminals--;
+          if (t !== BE.ErrorResponse) return;
+          // An injected Parse/Close failed: the node skips to Sync. Keep it.
+          skipTerminals = 0;
+        }
+        if (t === BE.ReadyForQuery) {
+          result.status = this.txnStatus = decodeReadyForQuery(f.payload);
+        } else if (t === BE.CommandComplete) {
+          result.tags.push(decodeCommandComplete(f.payload));
+        } else if (t === BE.EmptyQueryResponse) {
+          result.tags.push('');
+        } else if (t === BE.ErrorResponse) {
+          if (result.error === null) result.error = decodeErrorFields(f.payload);
+        } else if (t === BE.ParameterStatus) {
+          const p = decodeParameterStatus(f.payload);
+          this.params.set(p.name, p.value);
+        }
+        if (isTerminal(t)) result.terminals++;
+        if (sink) sink(f);
+        if (buffer) result.frames.push(Buffer.from(f.raw));
+        if (t === BE.ReadyForQuery) finish();
+        else if (expect >= 0 && (result.terminals >= expect || t === BE.ErrorResponse)) finish();
+      };
+      if (Array.isArray(msgs)) {
+        if (msgs.length === 1) this.socket.write(msgs[0]!);
+        else this.socket.write(Buffer.concat(msgs));
+      } else this.socket.write(msgs);
+    });
+  }
+
+  /** Ask the node to cancel what this connection runs (a separate connection, as the protocol wants). */
+  cancel(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const s = net.connect({ host: this.node.host, port: this.node.port });
+      s.on('connect', () => s.end(encodeCancelRequest(this.pid, this.secret)));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.setTimeout(5000, () => s.destroy());
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose = null;
+    const failer = this.failer;
+    this.failer = null;
+    this.handler = null;
+    if (failer) failer(this.lostError('closed by the coordinator'));
+    try {
+      this.socket.end(TERMINATE);
+    } catch {
+      /* already gone */
+    }
+    this.socket.destroySoon?.();
+  }
+}
+
+/** A PgqError carrying a node's ErrorResponse fields. */
+export function nodeError(nodeId: string, f: ErrorFields): PgqError {
+  return new PgqError('ERR_NODE_ERROR', f['M'] ?? 'error from node', {
+    sqlstate: f['C'] ?? SqlState.INTERNAL_ERROR,
+    severity: f['V'] === 'FATAL' || f['S'] === 'FATAL' ? 'FATAL' : 'ERROR',
+    detail: f['D'],
+    hint: f['H'],
+    context: { node: nodeId, fields: f },
+  });
+}

@@ -1,0 +1,140 @@
+// Cluster membership as one coordinator sees it: the configured nodes, their
+// states, the epoch, the main node, and the read balancer's counters. Every
+// state change goes through setState(), which refuses illegal moves, bumps the
+// epoch, logs the reason and tells listeners (sessions drop their connections
+// to nodes that are no longer `up`).
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { NodeConfig } from '../config/types.js';
+import { PgqError, SqlState } from '../errors.js';
+
+export type NodeState = 'up' | 'down' | 'diverged' | 'recovering' | 'removed';
+
+/** Legal moves of the node state machine (DESIGN.md "Nodes"). */
+const LEGAL: Record<NodeState, readonly NodeState[]> = {
+  up: ['down', 'diverged', 'removed'],
+  down: ['up', 'recovering', 'removed', 'diverged'],
+  diverged: ['recovering', 'removed', 'down'],
+  recovering: ['up', 'down', 'diverged', 'removed'],
+  removed: [],
+};
+
+export class ClusterNode {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly rank: number;
+  weight: number;
+  state: NodeState = 'up';
+  stateReason = 'configured';
+  stateChangedAt = new Date();
+  /** Statements this node served, by kind. */
+  reads = 0;
+  writes = 0;
+  /** Reads in flight right now (the balancer's load signal). */
+  inflight = 0;
+
+  constructor(cfg: NodeConfig, rank: number) {
+    this.id = cfg.id;
+    this.host = cfg.host;
+    this.port = cfg.port;
+    this.weight = cfg.weight;
+    this.rank = rank;
+  }
+}
+
+export interface StateChange {
+  node: ClusterNode;
+  from: NodeState;
+  to: NodeState;
+  reason: string;
+  epoch: number;
+}
+
+export class Cluster extends EventEmitter {
+  readonly nodes: ClusterNode[];
+  epoch = 1;
+  private readonly log: Logger;
+
+  constructor(nodes: NodeConfig[], log: Logger) {
+    super();
+    this.nodes = nodes.map((n, i) => new ClusterNode(n, i));
+    this.log = log;
+  }
+
+  get configuredCount(): number {
+    return this.nodes.filter((n) => n.state !== 'removed').length;
+  }
+
+  /** Votes needed for a majority of the configured nodes. */
+  get quorum(): number {
+    return Math.floor(this.configuredCount / 2) + 1;
+  }
+
+  upNodes(): ClusterNode[] {
+    return this.nodes.filter((n) => n.state === 'up');
+  }
+
+  /** The main node: the lowest-ranked `up` node. */
+  main(): ClusterNode {
+    for (const n of this.nodes) if (n.state === 'up') return n;
+    throw new PgqError('ERR_NO_NODE', 'no node of the cluster is up', {
+      sqlstate: SqlState.NO_NODE_AVAILABLE,
+      hint: 'Check the nodes with SHOW pgquorum.nodes.',
+    });
+  }
+
+  byId(id: string): ClusterNode | undefined {
+    return this.nodes.find((n) => n.id === id);
+  }
+
+  /**
+   * Move a node to another state. Returns false (and changes nothing) when
+   * the node already is in that state; throws on an illegal move.
+   */
+  setState(node: ClusterNode, to: NodeState, reason: string): boolean {
+    const from = node.state;
+    if (from === to) return false;
+    if (!LEGAL[from].includes(to)) {
+      throw new PgqError('ERR_ILLEGAL_STATE_CHANGE', `node ${node.id}: illegal state change ${from} -> ${to}`, {
+        context: { node: node.id },
+      });
+    }
+    node.state = to;
+    node.stateReason = reason;
+    node.stateChangedAt = new Date();
+    this.epoch++;
+    this.log.warn({ node: node.id, from, to, reason, epoch: this.epoch }, `node ${node.id} is now ${to}: ${reason}`);
+    const change: StateChange = { node, from, to, reason, epoch: this.epoch };
+    this.emit('change', change);
+    return true;
+  }
+
+  /**
+   * Choose a node for a read: two candidates drawn by weight, the one with
+   * fewer reads in flight per unit of weight wins ("power of two choices").
+   * `among` restricts the choice (nodes the session is connected to).
+   */
+  pickReadNode(among: readonly ClusterNode[]): ClusterNode | null {
+    const cands = among.filter((n) => n.state === 'up' && n.weight > 0);
+    if (cands.length === 0) return null;
+    if (cands.length === 1) return cands[0]!;
+    const a = weightedPick(cands);
+    const b = weightedPick(cands);
+    if (a === b) return a;
+    const la = (a.inflight + 1) / a.weight;
+    const lb = (b.inflight + 1) / b.weight;
+    return la <= lb ? a : b;
+  }
+}
+
+function weightedPick(nodes: readonly ClusterNode[]): ClusterNode {
+  let total = 0;
+  for (const n of nodes) total += n.weight;
+  let r = Math.random() * total;
+  for (const n of nodes) {
+    r -= n.weight;
+    if (r < 0) return n;
+  }
+  return nodes[nodes.length - 1]!;
+}

@@ -1,0 +1,246 @@
+// One client session after login: reads the client's messages, groups the
+// extended protocol into batches that end at Sync or Flush, classifies each
+// request and hands it to the executor (src/txn/executor.ts). Requests are
+// processed one at a time, in order, as PostgreSQL does; COPY data and
+// Terminate are handled as they arrive.
+import type { Logger } from 'pino';
+import { PgqError, SqlState } from '../errors.js';
+import { FE } from '../protocol/constants.js';
+import type { Frame } from '../protocol/reader.js';
+import { errorFromPgq, encodeReadyForQuery, EMPTY_QUERY_RESPONSE } from '../protocol/backend.js';
+import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery } from '../protocol/frontend.js';
+import type { NodeConnection, TxnStatus } from '../backend/node-connection.js';
+import type { ClusterNode, StateChange } from '../cluster/cluster.js';
+import type { CoordinatorContext } from '../context.js';
+import { ClientIO } from './client-io.js';
+import { Executor } from '../txn/executor.js';
+
+type Unit =
+  | { kind: 'query'; frame: Frame }
+  | { kind: 'batch'; frames: Frame[]; end: 'sync' | 'flush' }
+  | { kind: 'function-call' };
+
+let sessionSeq = 0;
+
+export class Session {
+  readonly id = ++sessionSeq;
+  /** BackendKeyData the coordinator handed to the client (for CancelRequest). */
+  readonly pid: number;
+  readonly secret: number;
+  readonly user: string;
+  readonly database: string;
+  readonly log: Logger;
+  readonly client: ClientIO;
+  readonly conns = new Map<ClusterNode, NodeConnection>();
+  readonly exec: Executor;
+  status: TxnStatus = 'I';
+  closed = false;
+  startedAt = new Date();
+  private readonly ctx: CoordinatorContext;
+  private queue: Unit[] = [];
+  private running = false;
+  private batch: Frame[] = [];
+  /** After a coordinator-made error in a Flush batch: drop messages until Sync, as PostgreSQL does. */
+  private skipUntilSync = false;
+  private readonly onClusterChange: (c: StateChange) => void;
+
+  constructor(
+    ctx: CoordinatorContext,
+    client: ClientIO,
+    opts: { user: string; database: string; pid: number; secret: number; conns: NodeConnection[] },
+  ) {
+    this.ctx = ctx;
+    this.client = client;
+    this.user = opts.user;
+    this.database = opts.database;
+    this.pid = opts.pid;
+    this.secret = opts.secret;
+    this.log = ctx.log.child({ session: this.id, user: opts.user, db: opts.database });
+    for (const c of opts.conns) this.adopt(c);
+    this.exec = new Executor(ctx, this);
+    this.onClusterChange = (c) => {
+      if (c.to !== 'up') this.dropNode(c.node);
+    };
+    ctx.cluster.on('change', this.onClusterChange);
+  }
+
+  /** Take a node connection into the session and watch it. */
+  adopt(c: NodeConnection): void {
+    this.conns.set(c.node, c);
+    c.onAsync = (f) => this.exec.onAsyncFrame(c, f);
+    c.onClose = (err) => {
+      if (this.closed) return;
+      this.conns.delete(c.node);
+      if (err) this.exec.nodeLost(c, err);
+    };
+  }
+
+  dropNode(node: ClusterNode): void {
+    const c = this.conns.get(node);
+    if (!c) return;
+    this.conns.delete(node);
+    c.close();
+  }
+
+  /** Start reading the client. Frames already buffered in the reader are processed first. */
+  start(): void {
+    this.client.socket.on('data', (chunk: Buffer) => {
+      this.client.reader.push(chunk);
+      this.pump();
+    });
+    this.client.socket.on('close', () => this.close());
+    this.client.socket.on('error', () => this.close());
+    this.pump();
+  }
+
+  private pump(): void {
+    let f: Frame | null;
+    try {
+      while (!this.closed && (f = this.client.reader.next()) !== null) this.onClientFrame(f);
+    } catch (e) {
+      this.fatal(e instanceof PgqError ? e : new PgqError('ERR_PROTOCOL', String(e), { sqlstate: SqlState.PROTOCOL_VIOLATION }));
+    }
+  }
+
+  private onClientFrame(f: Frame): void {
+    const t = f.type;
+    if (this.exec.copyIn && (t === FE.CopyData || t === FE.CopyDone || t === FE.CopyFail)) {
+      this.exec.copyInFrame(f);
+      return;
+    }
+    if (this.exec.copyIn && (t === FE.Sync || t === FE.Flush)) return; // ignored during COPY, as PostgreSQL does
+    switch (t) {
+      case FE.Query:
+        this.enqueue({ kind: 'query', frame: f });
+        return;
+      case FE.Parse:
+      case FE.Bind:
+      case FE.Describe:
+      case FE.Execute:
+      case FE.Close:
+        if (!this.skipUntilSync) this.batch.push(f);
+        return;
+      case FE.Sync: {
+        this.skipUntilSync = false;
+        const frames = this.batch;
+        this.batch = [];
+        frames.push(f);
+        this.enqueue({ kind: 'batch', frames, end: 'sync' });
+        return;
+      }
+      case FE.Flush: {
+        if (this.batch.length === 0) return;
+        const frames = this.batch;
+        this.batch = [];
+        frames.push(f);
+        this.enqueue({ kind: 'batch', frames, end: 'flush' });
+        return;
+      }
+      case FE.Terminate:
+        this.close();
+        return;
+      case FE.CopyData:
+      case FE.CopyDone:
+      case FE.CopyFail:
+        return; // outside COPY these are ignored (PostgreSQL does the same after a failed COPY)
+      case FE.FunctionCall:
+        this.enqueue({ kind: 'function-call' });
+        return;
+      default:
+        this.fatal(
+          new PgqError('ERR_PROTOCOL_UNKNOWN_MESSAGE', `invalid frontend message type ${t}`, {
+            sqlstate: SqlState.PROTOCOL_VIOLATION,
+            severity: 'FATAL',
+          }),
+        );
+    }
+  }
+
+  private enqueue(u: Unit): void {
+    this.queue.push(u);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    while (this.queue.length > 0 && !this.closed) {
+      const u = this.queue.shift()!;
+      try {
+        await this.process(u);
+      } catch (e) {
+        this.requestFailed(e, u);
+      }
+      this.client.flush();
+    }
+    this.running = false;
+  }
+
+  private async process(u: Unit): Promise<void> {
+    if (u.kind === 'query') {
+      await this.exec.simpleQuery(decodeQuery(u.frame.payload), u.frame);
+    } else if (u.kind === 'batch') {
+      await this.exec.batch(u.frames, u.end, {
+        parse: decodeParse,
+        bind: decodeBind,
+        describe: decodeDescribe,
+        execute: decodeExecute,
+        close: decodeClose,
+      });
+    } else {
+      throw new PgqError('ERR_FUNCTION_CALL', 'the fastpath function call protocol is not supported by pgquorum', {
+        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+        hint: 'Call the function with SELECT instead.',
+      });
+    }
+  }
+
+  /** A request failed inside the coordinator: an ErrorResponse (and ReadyForQuery where one is due). */
+  private requestFailed(e: unknown, u: Unit): void {
+    const err =
+      e instanceof PgqError
+        ? e
+        : new PgqError('ERR_INTERNAL', `internal error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    if (!(e instanceof PgqError)) this.log.error({ err: e }, 'internal error while serving a request');
+    if (err.severity === 'FATAL') {
+      this.fatal(err);
+      return;
+    }
+    this.client.send(errorFromPgq(err));
+    if (u.kind === 'batch' && u.end === 'flush') {
+      this.skipUntilSync = true;
+      return;
+    }
+    if (this.status === 'T') this.status = 'E';
+    this.client.send(encodeReadyForQuery(this.status));
+  }
+
+  /** Send a FATAL error and end the session. */
+  fatal(err: PgqError): void {
+    if (this.closed) return;
+    this.log.info({ code: err.code, sqlstate: err.sqlstate }, `session ends: ${err.message}`);
+    this.client.end(errorFromPgq({ ...err, message: err.message, severity: 'FATAL' }));
+    this.close();
+  }
+
+  sendEmptyQuery(): void {
+    this.client.send(EMPTY_QUERY_RESPONSE);
+    this.client.send(encodeReadyForQuery(this.status));
+  }
+
+  /** Cancel whatever the session runs on its nodes (CancelRequest from the client). */
+  async cancel(): Promise<void> {
+    await Promise.all([...this.conns.values()].filter((c) => c.busy).map((c) => c.cancel()));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.cluster.off('change', this.onClusterChange);
+    this.ctx.sessions.delete(this.pid);
+    this.exec.abortCopy();
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
+    if (!this.client.closed) this.client.end();
+    this.log.debug('session closed');
+  }
+}
