@@ -58,6 +58,7 @@ export class Cluster extends EventEmitter {
 
   constructor(nodes: NodeConfig[], log: Logger) {
     super();
+    this.setMaxListeners(0); // one listener per session
     this.nodes = nodes.map((n, i) => new ClusterNode(n, i));
     this.log = log;
   }

@@ -177,7 +177,8 @@ export class BatchPlanner {
           out.push(Buffer.from(f.raw)); // Sync or Flush
       }
     }
-    const names = [...touched];
+    // The session's statements as they were before this batch (what injected Parses must recreate).
+    const before = [...touched].map((name) => [name, this.statements.get(name)] as const);
     const text = execs.map((e) => e.sql).join('; ') || '(extended protocol batch)';
     let applied = false;
     const req: Req = {
@@ -185,8 +186,7 @@ export class BatchPlanner {
       expect: end === 'flush' ? ops.length : undefined,
       forNode: (c) => {
         const inject: Buffer[] = [];
-        for (const name of names) {
-          const def = this.statements.get(name);
+        for (const [name, def] of before) {
           const has = c.prepared.get(name);
           if (def) {
             if (has === def.sentSql) continue;
@@ -202,11 +202,10 @@ export class BatchPlanner {
         if (r.lost) return;
         // This node's copies of prepared statements.
         if (r.error) {
-          for (const name of names) c.prepared.set(name, UNKNOWN);
+          for (const [name] of before) c.prepared.set(name, UNKNOWN);
           for (const op of ops) if (op.k === 'parse' || op.k === 'close') c.prepared.set(op.name, UNKNOWN);
         } else {
-          for (const name of names) {
-            const def = this.statements.get(name);
+          for (const [name, def] of before) {
             if (def) c.prepared.set(name, def.sentSql);
             else c.prepared.delete(name);
           }

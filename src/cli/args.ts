@@ -1,0 +1,160 @@
+// Command-line parsing for `pgquorum`: the command table, flag parsing with
+// strict unknown-flag errors, and the usage/help texts (see docs/cli.md).
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The command whose usage to print ('' = general usage). */
+    readonly command = '',
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type FlagType = 'string' | 'int' | 'bool';
+export interface FlagSpec {
+  type: FlagType;
+  default?: string | number | boolean;
+  /** For int flags: inclusive range. */
+  min?: number;
+  max?: number;
+}
+export type FlagValues = Record<string, string | number | boolean | undefined>;
+
+export interface Parsed {
+  values: FlagValues;
+  /** Flags the user gave explicitly (not defaults). */
+  given: Set<string>;
+  help: boolean;
+}
+
+/** Parse `--name value`, `--name=value` and `--bool`; `-h`/`--help` set `help`. */
+export function parseFlags(argv: string[], spec: Record<string, FlagSpec>, command: string): Parsed {
+  const values: FlagValues = {};
+  const given = new Set<string>();
+  let help = false;
+  for (const [name, s] of Object.entries(spec)) values[name] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--') || arg === '--') {
+      throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`, command);
+    }
+    const eq = arg.indexOf('=');
+    let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let inline: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    let s = spec[name];
+    if (!s && name.startsWith('no-') && spec[name.slice(3)]?.type === 'bool' && inline === undefined) {
+      name = name.slice(3);
+      s = spec[name];
+      inline = 'false';
+    }
+    if (!s) throw new UsageError(`unknown flag --${name}`, command);
+    let raw: string;
+    if (s.type === 'bool') {
+      raw = inline ?? 'true';
+      if (!['true', 'false', 'on', 'off', '1', '0'].includes(raw)) throw new UsageError(`--${name} takes no value (or true/false), got ${JSON.stringify(raw)}`, command);
+      values[name] = ['true', 'on', '1'].includes(raw);
+    } else {
+      if (inline !== undefined) raw = inline;
+      else {
+        const next = argv[i + 1];
+        if (next === undefined || next.startsWith('--')) throw new UsageError(`--${name} needs a value`, command);
+        raw = next;
+        i++;
+      }
+      if (s.type === 'int') {
+        const n = Number(raw);
+        const min = s.min ?? -Infinity;
+        const max = s.max ?? Infinity;
+        if (!/^\d+$/.test(raw) || n < min || n > max) {
+          throw new UsageError(`--${name} must be an integer${Number.isFinite(min) ? ` from ${min} to ${max}` : ''}, got ${JSON.stringify(raw)}`, command);
+        }
+        values[name] = n;
+      } else {
+        if (raw === '') throw new UsageError(`--${name} must not be empty`, command);
+        values[name] = raw;
+      }
+    }
+    given.add(name);
+  }
+  return { values, given, help };
+}
+
+export const DEV_FLAGS: Record<string, FlagSpec> = {
+  nodes: { type: 'int', default: 3, min: 1, max: 9 },
+  port: { type: 'int', default: 6432, min: 1, max: 65500 },
+  dir: { type: 'string', default: './.dev' },
+  fsync: { type: 'bool', default: true },
+};
+
+export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
+  start: { config: { type: 'string' } },
+  dev: DEV_FLAGS,
+  'dev up': DEV_FLAGS,
+  'dev down': { dir: { type: 'string', default: './.dev' } },
+  'dev status': { dir: { type: 'string', default: './.dev' } },
+  help: {},
+};
+
+export const USAGE = `Usage: pgquorum <command> [flags]
+
+Commands:
+  start --config FILE     run a coordinator in the foreground
+  dev                     demo: start a local 3-node cluster and a coordinator
+  dev up                  create (if absent) and start local PostgreSQL nodes
+  dev down                stop the local nodes
+  dev status              show the local nodes
+  help [COMMAND]          show help for a command
+
+Flags: --help (-h) on any command, --version.
+Run 'pgquorum help COMMAND' for details. Documentation: docs/cli.md`;
+
+const DEV_FLAG_HELP = `  --nodes N      number of nodes (default 3, at most 9)
+  --port P       coordinator port; node i listens on P+i (default 6432)
+  --dir D        where the nodes and pgquorum.json live (default ./.dev)
+  --no-fsync     create the nodes with fsync off (faster, unsafe on power loss)`;
+
+export const HELP: Record<string, string> = {
+  start: `Usage: pgquorum start --config FILE
+
+Runs a coordinator in the foreground with the configuration in FILE (JSON,
+see docs/config.md). PGQUORUM_HOST, PGQUORUM_PORT and PGQUORUM_LOG_LEVEL
+override the file. SIGTERM or SIGINT shut it down cleanly (exit 0); SIGHUP
+re-reads and checks FILE (changes take effect on restart for now).
+An invalid FILE is refused with the name of the bad key (exit 1).`,
+  dev: `Usage: pgquorum dev [--nodes N] [--port P] [--dir D]
+
+Demo: 'dev up' plus a coordinator in the foreground on port P. Prints a psql
+command line to connect. Ctrl-C (or SIGTERM) stops the coordinator and the
+nodes.
+
+${DEV_FLAG_HELP}`,
+  'dev up': `Usage: pgquorum dev up [--nodes N] [--port P] [--dir D] [--no-fsync]
+
+Creates N local PostgreSQL 15 nodes in D (once; later runs reuse them) and
+starts them on 127.0.0.1 ports P+1..P+N, writes the coordinator config
+D/pgquorum.json (port P, the nodes, user postgres with a generated password;
+mode 0600) unless it exists, prints its path and returns once every node
+accepts connections. The nodes keep running after the command exits.
+
+${DEV_FLAG_HELP}`,
+  'dev down': `Usage: pgquorum dev down [--dir D]
+
+Stops the local nodes in D (fast shutdown, SIGKILL after 30s). The data
+stays; 'dev up --dir D' starts them again. Remove D to start afresh.
+
+  --dir D        default ./.dev`,
+  'dev status': `Usage: pgquorum dev status [--dir D]
+
+Shows each local node in D: port, PID, whether it accepts connections.
+
+  --dir D        default ./.dev`,
+  help: `Usage: pgquorum help [COMMAND]
+
+Shows the general usage, or the help of COMMAND (e.g. 'pgquorum help dev up').`,
+};

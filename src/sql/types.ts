@@ -1,0 +1,110 @@
+// The shapes classify() returns (StatementInfo, Classification) and the
+// rule that says which statements count as writes.
+
+import type { TimeKind } from './timespans.js';
+
+export type StatementKind =
+  | 'read'
+  | 'write'
+  | 'begin'
+  | 'commit'
+  | 'rollback'
+  | 'savepoint'
+  | 'release'
+  | 'rollback_to'
+  | 'prepare_transaction'
+  | 'commit_prepared'
+  | 'rollback_prepared'
+  | 'set_transaction'
+  | 'session'
+  | 'listen'
+  | 'unlisten'
+  | 'notify'
+  | 'copy_from'
+  | 'copy_to'
+  | 'create_database'
+  | 'drop_database'
+  | 'alter_database'
+  | 'non_transactional'
+  | 'prepare'
+  | 'execute'
+  | 'deallocate'
+  | 'declare_cursor'
+  | 'fetch'
+  | 'close_cursor'
+  | 'checkpoint'
+  | 'load'
+  | 'other_utility';
+
+export interface TxnOptions {
+  readOnly?: boolean;
+  isolation?: 'serializable' | 'repeatable read' | 'read committed' | 'read uncommitted';
+  deferrable?: boolean;
+}
+
+export interface StatementInfo {
+  kind: StatementKind;
+  /** the command tag PostgreSQL would send, without counts ('' after a syntax error) */
+  tag: string;
+  /** this statement's own text (slice of the input, trimmed, without the trailing ';') */
+  text: string;
+  /** begin / set_transaction: parsed options */
+  txn?: TxnOptions;
+  /** relations read or written, as written (schema-qualified when given); CTE names excluded */
+  relations: string[];
+  /** CREATE TEMP TABLE|VIEW|SEQUENCE, SELECT INTO TEMP, CREATE TABLE pg_temp.x: the created relation name (unqualified) */
+  createsTemp?: string;
+  /** functions called anywhere in the statement ('schema.fn' when qualified) */
+  functions: string[];
+  /** savepoint / prepared statement / cursor name, notification channel, or GID for 2PC statements */
+  name?: string;
+  /** prepare: the inner statement; declare_cursor and copy_to (query form): the query; explain: the explained statement */
+  inner?: StatementInfo;
+  /** SELECT ... FOR UPDATE/SHARE (also inside subqueries): needs the main node */
+  locksRows?: boolean;
+  /** DISCARD target */
+  discard?: 'all' | 'temp' | 'plans' | 'sequences';
+  /** the text could not be parsed: send it to the main node and let PostgreSQL report the error */
+  syntaxError?: boolean;
+  /** the parser's message for a syntax error */
+  error?: string;
+  /** SET LOCAL / SET CONSTRAINTS: lasts until the end of the transaction */
+  setLocal?: boolean;
+  /** COMMIT AND CHAIN / ROLLBACK AND CHAIN */
+  chain?: boolean;
+  /** DECLARE ... WITH HOLD */
+  holdCursor?: boolean;
+  /** this statement holds time constructs that rewrite.ts replaces */
+  needsRewrite?: boolean;
+  /**
+   * 'prepare' whose body had time constructs: rewriteSimple() turns them into
+   * extra parameters; EXECUTE must then pass these values (see rewriteExecute()).
+   */
+  timeParams?: TimeKind[];
+  /** builtins called in a write that give a different value on each node (random(), ...) */
+  nondeterministic?: string[];
+  /** a 'now'/'today'/'tomorrow'/'yesterday' string not under a time-type cast: PostgreSQL may still read it as a time */
+  untypedTimeLiteral?: boolean;
+}
+
+export interface Classification {
+  /** empty for an empty (or comment-only) query string */
+  statements: StatementInfo[];
+  /** true when any statement is not a pure read / transaction-control / session statement */
+  write: boolean;
+  /** some statement holds time constructs that rewrite.ts replaces */
+  needsRewrite: boolean;
+}
+
+const NOT_WRITE: ReadonlySet<StatementKind> = new Set<StatementKind>([
+  'read', 'begin', 'commit', 'rollback', 'savepoint', 'release', 'rollback_to', 'set_transaction', 'session',
+  'listen', 'unlisten', 'copy_to', 'prepare', 'execute', 'deallocate', 'declare_cursor', 'fetch', 'close_cursor',
+  'load',
+]);
+
+/** Whether one statement changes replicated data or is not known to be safe. */
+export function isWriteStatement(s: StatementInfo): boolean {
+  if (!NOT_WRITE.has(s.kind) || s.locksRows) return true;
+  return (s.kind === 'copy_to' || s.kind === 'declare_cursor') && s.inner?.kind === 'write';
+}
+

@@ -1,0 +1,76 @@
+// Test harness for the coordinator: runs one in this process over a test
+// cluster, and gives node-postgres clients and psql/pgbench environments
+// that point at it.
+import pg from 'pg';
+import { startCoordinator, type Coordinator } from '../../src/main.js';
+import type { Config } from '../../src/config/types.js';
+import type { TestCluster } from './cluster.js';
+
+export interface TestCoordinator {
+  coordinator: Coordinator;
+  port: number;
+  /** A connected node-postgres client to the coordinator (closed by stop()). */
+  client(opts?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  /** Environment for psql/pgbench child processes pointed at the coordinator. */
+  env(extra?: Record<string, string>): NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
+export async function startTestCoordinator(cluster: TestCluster, edit?: (c: Config) => void): Promise<TestCoordinator> {
+  const config: Config = structuredClone(cluster.config);
+  edit?.(config);
+  const coordinator = await startCoordinator(config);
+  const clients: pg.Client[] = [];
+  return {
+    coordinator,
+    port: coordinator.port,
+    async client(opts = {}) {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: coordinator.port,
+        user: 'postgres',
+        password: cluster.password,
+        database: 'postgres',
+        connectionTimeoutMillis: 10_000,
+        ...opts,
+      });
+      c.on('error', () => {});
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    env(extra = {}) {
+      return {
+        ...process.env,
+        PGHOST: '127.0.0.1',
+        PGPORT: String(coordinator.port),
+        PGUSER: 'postgres',
+        PGPASSWORD: cluster.password,
+        PGDATABASE: 'postgres',
+        PGCONNECT_TIMEOUT: '10',
+        ...extra,
+      };
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      await coordinator.close();
+    },
+  };
+}
+
+/** md5 of every row of every table in schema public, ordered, per table. */
+export async function tableChecksums(cluster: TestCluster, node: number): Promise<Record<string, string>> {
+  const tables = await cluster.queryNode<{ t: string }>(
+    node,
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+  );
+  const out: Record<string, string> = {};
+  for (const { t } of tables) {
+    const rows = await cluster.queryNode<{ h: string | null; n: string }>(
+      node,
+      `SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text)) AS h, count(*) AS n FROM ${t} x`,
+    );
+    out[t] = `${rows[0]!.n}:${rows[0]!.h ?? ''}`;
+  }
+  return out;
+}
