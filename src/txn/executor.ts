@@ -223,12 +223,12 @@ export class Executor {
       bufs.push(Q_BEGIN);
       readies = 1;
     } else if (txn && !txn.joined.has(c)) {
-      bufs.push(...txn.log);
+      for (const b of txn.log) bufs.push(b);
       readies = txn.log.length;
     }
     const body = req.forNode(c);
-    bufs.push(...body.bufs);
-    if (o.copyData) bufs.push(...o.copyData);
+    for (const b of body.bufs) bufs.push(b);
+    if (o.copyData) for (const b of o.copyData) bufs.push(b);
     let forwarded = false;
     const client = this.s.client;
     const r = await c.exchange(bufs, {

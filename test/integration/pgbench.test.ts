@@ -79,6 +79,7 @@ for (const mode of ['simple', 'extended', 'prepared']) {
 }
 
 test('select-only reads are spread over the 3 nodes (25%..42% each, from pg_stat_statements)', async () => {
+  await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: coord.env() });
   for (const i of [0, 1, 2]) cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
   await pgbench(['-n', '-S', '-c', '8', '-j', '2', '-T', '8', '-M', 'prepared']);
   const counts = [0, 1, 2].map((i) =>
