@@ -372,7 +372,14 @@ export class NodeConnection {
     const failer = this.failer;
     this.failer = null;
     this.handler = null;
-    if (failer) failer(this.lostError('closed by the coordinator'));
+    if (failer) {
+      failer(
+        new PgqError('ERR_CONN_CLOSED', `connection to node ${this.node.id} closed by the coordinator`, {
+          sqlstate: SqlState.CONNECTION_FAILURE,
+          context: { node: this.node.id },
+        }),
+      );
+    }
     try {
       this.socket.end(TERMINATE);
     } catch {

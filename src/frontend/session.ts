@@ -168,11 +168,12 @@ export class Session {
       try {
         await this.process(u);
       } catch (e) {
-        this.requestFailed(e, u);
+        await this.requestFailed(e, u);
       }
       this.client.flush();
     }
     this.running = false;
+    if (this.closed) this.closeNodes();
   }
 
   private async process(u: Unit): Promise<void> {
@@ -195,7 +196,7 @@ export class Session {
   }
 
   /** A request failed inside the coordinator: an ErrorResponse (and ReadyForQuery where one is due). */
-  private requestFailed(e: unknown, u: Unit): void {
+  private async requestFailed(e: unknown, u: Unit): Promise<void> {
     const err =
       e instanceof PgqError
         ? e
@@ -205,12 +206,15 @@ export class Session {
       this.fatal(err);
       return;
     }
+    if (this.status === 'T') {
+      await this.exec.abortTxnOnNodes();
+      this.status = 'E';
+    }
     this.client.send(errorFromPgq(err));
     if (u.kind === 'batch' && u.end === 'flush') {
       this.skipUntilSync = true;
       return;
     }
-    if (this.status === 'T') this.status = 'E';
     this.client.send(encodeReadyForQuery(this.status));
   }
 
@@ -232,15 +236,25 @@ export class Session {
     await Promise.all([...this.conns.values()].filter((c) => c.busy).map((c) => c.cancel()));
   }
 
+  /**
+   * End the session. A request that is running is allowed to finish on the
+   * nodes (it is cancelled there, and COPY is failed) so that no node is left
+   * half-way through a commit; the node connections close after it.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.ctx.cluster.off('change', this.onClusterChange);
     this.ctx.sessions.delete(this.pid);
+    if (!this.client.closed) this.client.end();
     this.exec.abortCopy();
+    if (this.running) void this.cancel();
+    else this.closeNodes();
+    this.log.debug('session closed');
+  }
+
+  private closeNodes(): void {
     for (const c of this.conns.values()) c.close();
     this.conns.clear();
-    if (!this.client.closed) this.client.end();
-    this.log.debug('session closed');
   }
 }

@@ -283,6 +283,7 @@ async function startup(ch: StartupChannel, ctx: CoordinatorContext, remote: stri
   }
   const pid = nextPid++ & 0x7fffffff;
   const secret = randomInt(0, 0x7fffffff);
+  ch.reader.setMaxMessageSize(cfg.coordinator.max_message_size);
   const client = new ClientIO(ch.socket, ch.reader);
   const main = conns[0]!;
   client.send(AUTH_OK);

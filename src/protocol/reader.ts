@@ -22,7 +22,7 @@ const EMPTY = Buffer.alloc(0);
 const COMPACT_AT = 1024;
 
 export class FrameReader {
-  private readonly maxMessageSize: number;
+  private maxMessageSize: number;
   private startup: boolean;
   private chunks: Buffer[] = [];
   /** Index of the first chunk still holding unread bytes. */
@@ -33,6 +33,11 @@ export class FrameReader {
   /** Header of the frame being waited for: its type and whole size, or -1 when not yet parsed. */
   private pendingType = 0;
   private pendingSize = -1;
+
+  /** Change the limit (the startup packet has a smaller one than later messages). */
+  setMaxMessageSize(n: number): void {
+    this.maxMessageSize = n;
+  }
 
   constructor(opts: { maxMessageSize: number; startup?: boolean }) {
     this.maxMessageSize = opts.maxMessageSize;

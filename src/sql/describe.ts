@@ -202,6 +202,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
     case 'VariableSetStmt': {
       const name = String(body.name ?? '');
       if (body.is_local) info.setLocal = true;
+      if (name !== '' && body.kind !== 'VAR_SET_MULTI') info.name = name;
       if ((body.kind === 'VAR_SET_MULTI' && name.startsWith('TRANSACTION')) || name === 'SESSION CHARACTERISTICS') {
         info.kind = 'set_transaction';
         info.txn = txnOptions(body.args);
@@ -215,6 +216,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
     }
     case 'VariableShowStmt':
       info.kind = 'read';
+      if (typeof body.name === 'string') info.name = body.name;
       break;
     case 'DiscardStmt':
       info.kind = 'session';

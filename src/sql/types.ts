@@ -56,7 +56,10 @@ export interface StatementInfo {
   createsTemp?: string;
   /** functions called anywhere in the statement ('schema.fn' when qualified) */
   functions: string[];
-  /** savepoint / prepared statement / cursor name, notification channel, or GID for 2PC statements */
+  /**
+   * savepoint / prepared statement / cursor name, notification channel, GID of
+   * 2PC statements, database name, SET / RESET / SHOW variable, LOAD file
+   */
   name?: string;
   /** prepare: the inner statement; declare_cursor and copy_to (query form): the query; explain: the explained statement */
   inner?: StatementInfo;

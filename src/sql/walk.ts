@@ -147,6 +147,7 @@ function visitQuery(type: string, body: Obj, ctx: WalkCtx): void {
     const x = body[k];
     if (x === null || typeof x !== 'object') continue;
     if ((k === 'targetList' && type === 'SelectStmt') || k === 'returningList') visitTargets(x, ctx);
+    else if (k === 'larg' || k === 'rarg') visitQuery('SelectStmt', x as Obj, ctx); // bare SelectStmt of UNION etc.
     else walk(x, ctx);
   }
   ctx.ctes.length = depth;

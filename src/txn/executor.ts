@@ -24,22 +24,32 @@ import { nodeError } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE, FE } from '../protocol/constants.js';
 import {
+  decodeDataRow,
   decodeParameterDescription,
   encodeCommandComplete,
   encodeParameterDescription,
   encodeReadyForQuery,
   errorFromPgq,
 } from '../protocol/backend.js';
-import { encodeQuery } from '../protocol/frontend.js';
+import { encodeCopyFail, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
 import { vote } from './vote.js';
+import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
 import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js';
 
 const Q_BEGIN = encodeQuery('BEGIN');
 const Q_COMMIT = encodeQuery('COMMIT');
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+/** Puts a node's transaction into the failed state, as an error PostgreSQL raised itself would. */
+const Q_ABORT = encodeQuery(
+  "DO $pgquorum$BEGIN RAISE EXCEPTION 'pgquorum: a statement of this transaction was refused by the coordinator'; END$pgquorum$",
+);
+/** The session's temporary relations, and whether an unqualified name resolves to each (search_path may put pg_temp later). */
+const Q_TEMP_NAMES = encodeQuery(
+  'SELECT relname, pg_catalog.to_regclass(pg_catalog.quote_ident(relname)) = oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()',
+);
 
 /** One request, renderable for any node. */
 export interface Req {
@@ -84,10 +94,16 @@ export class Executor {
   readonly planner: BatchPlanner;
   /** SQL-level PREPAREd statements: name -> inner statement. */
   private readonly sqlPrepared = new Map<string, StatementInfo>();
-  /** SQL cursors: name -> the node holding it. */
-  private readonly cursors = new Map<string, NodeConnection>();
+  /** SQL cursors: name -> the node holding it, or 'all' for a cursor whose query writes (declared on every node). */
+  private readonly cursors = new Map<string, NodeConnection | 'all'>();
+  /** A temporary object may have appeared or vanished in this transaction: re-read the list at its end. */
+  private tempDirty = false;
+  /** The session set search_path: which relation an unqualified name means must be asked of the main node. */
+  private customSearchPath = false;
   /** Temporary relations this session created (they live on the main node only). */
   readonly tempNames = new Set<string>();
+  /** Those of them an unqualified name resolves to (all of them unless search_path puts pg_temp after a schema that has the name). */
+  readonly tempUnqualified = new Set<string>();
   /** Async frames (notifications) held while a request is being answered. */
   private pendingAsync: Buffer[] = [];
   private busy = false;
@@ -137,8 +153,14 @@ export class Executor {
     throw new PgqError('ERR_NO_NODE', 'no node is available for this session', { sqlstate: SqlState.NO_NODE_AVAILABLE });
   }
 
+  /**
+   * A node connection broke: evidence that the node is gone (DESIGN.md
+   * "Nodes"). Not when the coordinator closed it itself (session ending,
+   * node already ejected).
+   */
   nodeLost(c: NodeConnection, err: PgqError): void {
     this.s.conns.delete(c.node);
+    if (err.code === 'ERR_CONN_CLOSED' || this.s.closed) return;
     if (c.node.state === 'up') this.ctx.cluster.setState(c.node, 'down', err.message);
   }
 
@@ -205,8 +227,16 @@ export class Executor {
     if (f.type === FE.CopyDone || f.type === FE.CopyFail) ci.done = true;
   }
 
+  /** The client is gone during COPY FROM STDIN: fail the COPY on the node so its transaction rolls back. */
   abortCopy(): void {
+    const ci = this.copyIn;
     this.copyIn = null;
+    if (ci && !ci.done) {
+      const fail = encodeCopyFail('client connection lost during COPY');
+      ci.target.write(fail);
+      ci.spool?.push(fail); // the other nodes must fail the same COPY
+      ci.done = true;
+    }
   }
 
   // ---- exchanges -----------------------------------------------------------
@@ -338,13 +368,13 @@ export class Executor {
       this.failTxn(
         new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
           sqlstate: SqlState.INTERNAL_ERROR,
-          detail: `outcomes: ${detail}; statement: ${req.text.slice(0, 200)}`,
+          detail: `outcomes: ${detail}; statement: ${redactSql(req.text).slice(0, 200)}`,
         }),
       );
       return null;
     }
     for (const r of v.outvoted) {
-      const reason = `outvoted on "${req.text.slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
+      const reason = `outvoted on "${redactSql(req.text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
       this.markDiverged(r.node, reason);
     }
     let winner = v.winner;
@@ -370,6 +400,7 @@ export class Executor {
     wrap = wrap && !this.txn;
     const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true });
     const copy = this.copyIn;
+    if (copy && !copy.done) this.abortCopy(); // main node ended the COPY early (error): end it for the others too
     this.copyIn = null;
     if (first.lost) {
       this.nodeLost(main, first.lost);
@@ -577,7 +608,7 @@ export class Executor {
 
   touchesTemp(s: StatementInfo): boolean {
     if (this.tempNames.size === 0) return false;
-    for (const r of s.relations) if (this.tempNames.has(r) || this.tempNames.has(r.replace(/^pg_temp\./, ''))) return true;
+    for (const r of s.relations) if (this.isTempName(r)) return true;
     return false;
   }
 
@@ -599,7 +630,9 @@ export class Executor {
         return;
       case 'declare_cursor': {
         if (s.inner && s.inner.kind !== 'read') {
-          await this.fanOut(writeReq(), false);
+          // FOR UPDATE, nextval() ...: the cursor exists on every node and every FETCH runs everywhere.
+          const w = await this.fanOut(writeReq(), false);
+          if (w && !w.error && s.name) this.cursors.set(s.name, 'all');
           return;
         }
         const c = this.txn ? this.txn.home : this.touchesTemp(s) ? this.mainConn() : this.readConn();
@@ -609,7 +642,13 @@ export class Executor {
       }
       case 'fetch':
       case 'close_cursor': {
-        const c = (s.name && this.cursors.get(s.name)) || this.txn?.home || this.readConn();
+        const where = s.name ? this.cursors.get(s.name) : undefined;
+        if (where === 'all') {
+          const w = await this.fanOut(req, false);
+          if (w && !w.error && s.kind === 'close_cursor' && s.name) this.cursors.delete(s.name);
+          return;
+        }
+        const c = where ?? this.txn?.home ?? this.readConn();
         const r = await this.read(c.closed ? this.readConn() : c, req, false);
         if (r && !r.error && s.kind === 'close_cursor' && s.name) this.cursors.delete(s.name);
         return;
@@ -624,7 +663,7 @@ export class Executor {
       case 'deallocate':
       case 'load': {
         const r = await this.session(req);
-        if (r && !r.error) this.afterSessionStatement(s);
+        if (r && !r.error) await this.afterSessionStatement(s);
         return;
       }
       case 'execute': {
@@ -646,30 +685,54 @@ export class Executor {
         else await this.fanOut(req, false);
         return;
       default:
-        if (isTxnControl(s.kind)) return this.txnControl(s.kind, s.text, req);
+        if (isTxnControl(s.kind)) {
+          await this.txnControl(s.kind, s.text, req);
+          if (s.kind === 'commit' || s.kind === 'rollback' || s.kind === 'rollback_to') await this.afterTxnControl();
+          return;
+        }
         return this.write(s, writeReq);
     }
     void cls;
     void text;
   }
 
+  isTempName(name: string): boolean {
+    if (name.startsWith('pg_temp.')) return this.tempNames.has(name.slice(8));
+    return this.tempUnqualified.has(name);
+  }
+
   private async write(s: StatementInfo, writeReq: () => Req): Promise<void> {
-    if (s.createsTemp) {
-      const r = await this.mainOnly(writeReq(), true);
-      if (r && !r.error) this.tempNames.add(s.createsTemp);
+    if (s.tag === 'LOCK TABLE' && !this.txn) {
+      await this.read(this.readConn(), writeReq(), true); // PostgreSQL: only in transaction blocks
       return;
     }
-    if (this.tempNames.size > 0 && s.relations.length > 0) {
-      const temp = s.relations.filter((r) => this.tempNames.has(r));
-      if (temp.length === s.relations.length) {
+    if (s.createsTemp) {
+      if (this.txn || /\bON\s+COMMIT\s+DROP\b/i.test(s.text)) this.tempDirty = true;
+      const r = await this.mainOnly(writeReq(), true);
+      if (r && !r.error) {
+        this.tempNames.add(s.createsTemp);
+        this.tempUnqualified.add(s.createsTemp);
+        if (this.customSearchPath) await this.refreshTempNames();
+      }
+      return;
+    }
+    if (this.tempNames.size > 0) {
+      const temp = s.relations.filter((r) => this.isTempName(r));
+      const target = s.relations[0];
+      const dml = s.tag === 'INSERT' || s.tag === 'UPDATE' || s.tag === 'DELETE' || s.tag === 'MERGE';
+      const tempSeq = /\b(nextval|setval|currval)\b/i.test(s.text) && [...this.tempNames].some((n) => s.text.includes(`'${n}'`));
+      const view = /^CREATE (MATERIALIZED )?VIEW/.test(s.tag);
+      if ((temp.length > 0 && (temp.length === s.relations.length || (dml && target && this.isTempName(target)) || view)) || tempSeq) {
+        // Session-local: the main node only. PostgreSQL makes a view over a temporary table temporary itself.
+        if (view || /^DROP /.test(s.tag) || this.txn) this.tempDirty = true;
         const r = await this.mainOnly(writeReq(), true);
-        if (r && !r.error && /^DROP /.test(s.tag)) for (const t of temp) this.tempNames.delete(t);
+        if (r && !r.error && !this.txn && this.tempDirty) await this.refreshTempNames();
         return;
       }
       if (temp.length > 0) {
         throw new PgqError(
           'ERR_TEMP_MIXED',
-          `cannot replicate a statement that uses both the temporary table "${temp[0]}" and replicated tables`,
+          `cannot replicate a statement that writes replicated tables from the temporary table "${temp[0]}"`,
           {
             sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
             hint: 'Temporary tables exist on the main node only; copy the rows through the client or use a regular table.',
@@ -680,13 +743,54 @@ export class Executor {
     await this.fanOut(writeReq(), !this.txn);
   }
 
-  private afterSessionStatement(s: StatementInfo): void {
+  /** Re-read the session's temporary relations from the main node (after ROLLBACK, ON COMMIT DROP, ...). */
+  private async refreshTempNames(): Promise<void> {
+    this.tempDirty = false;
+    const main = this.s.conns.get(this.ctx.cluster.main());
+    if (!main || main.closed) return;
+    const r = await main.exchange(Q_TEMP_NAMES, { buffer: true });
+    if (r.lost || r.error) return;
+    this.tempNames.clear();
+    this.tempUnqualified.clear();
+    for (const raw of r.frames) {
+      if (raw[0] !== BE.DataRow) continue;
+      const [name, visible] = decodeDataRow(raw.subarray(5));
+      if (!name) continue;
+      this.tempNames.add(name.toString());
+      if (visible?.toString() === 't') this.tempUnqualified.add(name.toString());
+    }
+  }
+
+  /**
+   * The coordinator refused a statement inside a transaction: put the
+   * transaction into the failed state on its nodes too, so that what follows
+   * behaves as after any error (25P02 until ROLLBACK or ROLLBACK TO).
+   */
+  async abortTxnOnNodes(): Promise<void> {
+    const txn = this.txn;
+    if (!txn || txn.broken) return;
+    await Promise.all([...txn.joined].filter((c) => !c.closed && c.txnStatus === 'T').map((c) => c.exchange(Q_ABORT)));
+  }
+
+  /** After COMMIT/ROLLBACK/ROLLBACK TO: temporary objects may have come or gone. */
+  async afterTxnControl(): Promise<void> {
+    if (this.tempDirty && this.s.status !== 'E') await this.refreshTempNames();
+  }
+
+  private async afterSessionStatement(s: StatementInfo): Promise<void> {
+    if (/search_path|^\s*RESET\s+ALL/i.test(s.text) || s.discard === 'all') {
+      this.customSearchPath = /pg_temp/i.test(s.text) && /^\s*SET\b/i.test(s.text);
+      if (this.tempNames.size > 0) await this.refreshTempNames();
+    }
     if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, s.inner);
     if (s.kind === 'deallocate') {
       if (s.name) this.sqlPrepared.delete(s.name);
       else this.sqlPrepared.clear();
     }
-    if (s.discard === 'all' || s.discard === 'temp') this.tempNames.clear();
+    if (s.discard === 'all' || s.discard === 'temp') {
+      this.tempNames.clear();
+      this.tempUnqualified.clear();
+    }
     if (s.discard === 'all') {
       this.sqlPrepared.clear();
       this.cursors.clear();

@@ -194,3 +194,17 @@ import * as netMod from 'node:net';
 function require_net(): typeof netMod {
   return netMod;
 }
+
+test('a statement the coordinator refuses inside a transaction aborts it like any error', async () => {
+  const c = await coord.client();
+  await c.query('CREATE TABLE refused (id int PRIMARY KEY)');
+  await c.query('CREATE TEMP TABLE refused_src AS SELECT 1 AS id');
+  await c.query('BEGIN');
+  await c.query('INSERT INTO refused VALUES (100)');
+  await assert.rejects(c.query('INSERT INTO refused SELECT id FROM refused_src'), (e: { code?: string }) => e.code === '0A000');
+  await assert.rejects(c.query('INSERT INTO refused VALUES (101)'), (e: { code?: string }) => e.code === '25P02');
+  const r = await c.query('COMMIT');
+  assert.equal(r.command, 'ROLLBACK');
+  assert.equal((await c.query('SELECT count(*)::int AS n FROM refused')).rows[0].n, 0);
+  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM refused'), '0');
+});

@@ -1,0 +1,138 @@
+-- Transactions: BEGIN/COMMIT/ROLLBACK, isolation and access modes,
+-- savepoints, errors inside transactions, multi-statement strings (\;).
+CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL CHECK (bal >= 0));
+INSERT INTO acct SELECT g, 100 FROM generate_series(1, 5) g ORDER BY g;
+BEGIN;
+UPDATE acct SET bal = bal - 30 WHERE id = 1;
+UPDATE acct SET bal = bal + 30 WHERE id = 2;
+SELECT id, bal FROM acct WHERE id <= 2 ORDER BY id;
+COMMIT;
+BEGIN;
+DELETE FROM acct;
+SELECT count(*) FROM acct;
+ROLLBACK;
+SELECT count(*), sum(bal) FROM acct;
+-- isolation levels and access modes
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SHOW transaction_isolation;
+UPDATE acct SET bal = bal + 1 WHERE id = 3;
+COMMIT;
+START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ WRITE;
+SHOW transaction_isolation;
+SHOW transaction_read_only;
+INSERT INTO acct VALUES (6, 60);
+END;
+BEGIN;
+SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+SHOW transaction_isolation;
+UPDATE acct SET bal = bal + 1 WHERE id = 4;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+COMMIT;
+BEGIN READ ONLY;
+SHOW transaction_read_only;
+SELECT sum(bal) FROM acct;
+INSERT INTO acct VALUES (7, 70);
+SELECT 1;
+COMMIT;
+BEGIN;
+SET TRANSACTION READ ONLY;
+UPDATE acct SET bal = 0;
+ROLLBACK;
+SET default_transaction_isolation = 'repeatable read';
+BEGIN;
+SHOW transaction_isolation;
+COMMIT;
+RESET default_transaction_isolation;
+BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE;
+SELECT count(*) FROM acct;
+COMMIT;
+-- transaction control out of place
+COMMIT;
+ROLLBACK;
+BEGIN;
+BEGIN;
+SAVEPOINT sp;
+ROLLBACK;
+SET LOCAL work_mem = '1MB';
+SHOW work_mem;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SHOW transaction_isolation;
+SAVEPOINT outside;
+RELEASE SAVEPOINT outside;
+ROLLBACK TO SAVEPOINT outside;
+-- savepoints
+BEGIN;
+UPDATE acct SET bal = bal - 10 WHERE id = 1;
+SAVEPOINT a;
+UPDATE acct SET bal = bal + 10 WHERE id = 2;
+SAVEPOINT b;
+DELETE FROM acct WHERE id = 5;
+ROLLBACK TO SAVEPOINT b;
+SELECT id, bal FROM acct ORDER BY id;
+RELEASE SAVEPOINT b;
+SAVEPOINT c;
+INSERT INTO acct VALUES (8, 80);
+RELEASE c;
+ROLLBACK TO a;
+SELECT id, bal FROM acct ORDER BY id;
+ROLLBACK TO b;
+SAVEPOINT a;
+SAVEPOINT a;
+UPDATE acct SET bal = bal + 1 WHERE id = 1;
+ROLLBACK TO a;
+RELEASE a;
+RELEASE a;
+COMMIT;
+SELECT id, bal FROM acct ORDER BY id;
+-- errors inside a transaction: 25P02 until ROLLBACK
+BEGIN;
+INSERT INTO acct VALUES (9, 90);
+UPDATE acct SET bal = bal - 1000 WHERE id = 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT 1;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO acct VALUES (10, 100);
+SHOW transaction_isolation;
+ROLLBACK;
+SELECT count(*) FROM acct WHERE id IN (9, 10);
+-- COMMIT of a failed transaction reports ROLLBACK
+BEGIN;
+INSERT INTO acct VALUES (9, 90);
+INSERT INTO acct VALUES (9, 91);
+COMMIT;
+SELECT count(*) FROM acct WHERE id = 9;
+-- an error rolled back to a savepoint
+BEGIN;
+INSERT INTO acct VALUES (11, 110);
+SAVEPOINT before_bad;
+INSERT INTO acct VALUES (11, 111);
+SELECT 'ignored';
+ROLLBACK TO SAVEPOINT before_bad;
+INSERT INTO acct VALUES (12, 120);
+COMMIT;
+SELECT id, bal FROM acct WHERE id > 8 ORDER BY id;
+-- a syntax error and an unknown table inside a transaction
+BEGIN;
+UPDATE acct SET bal = bal + 1 WHERE id = 1;
+SELEC 1;
+ROLLBACK;
+BEGIN;
+UPDATE acct SET bal = bal + 1 WHERE id = 1;
+SELECT * FROM no_such_table;
+ROLLBACK;
+-- multi-statement strings: one Query message, one implicit transaction
+INSERT INTO acct VALUES (20, 1) \; INSERT INTO acct VALUES (21, 2) \; SELECT count(*) FROM acct WHERE id >= 20;
+INSERT INTO acct VALUES (22, 3) \; SELECT 1/0 \; INSERT INTO acct VALUES (23, 4);
+SELECT id FROM acct WHERE id >= 20 ORDER BY id;
+SELECT 'a' AS x \; SELECT 'b' AS y \; UPDATE acct SET bal = bal + 1 WHERE id = 20;
+BEGIN \; INSERT INTO acct VALUES (24, 5) \; COMMIT;
+BEGIN \; INSERT INTO acct VALUES (25, 6) \; ROLLBACK;
+INSERT INTO acct VALUES (26, 7) \; COMMIT \; INSERT INTO acct VALUES (26, 8);
+SELECT id, bal FROM acct WHERE id >= 20 ORDER BY id;
+BEGIN;
+INSERT INTO acct VALUES (27, 1) \; SAVEPOINT s \; INSERT INTO acct VALUES (27, 2);
+ROLLBACK TO s;
+INSERT INTO acct VALUES (28, 1) \; SELECT count(*) FROM acct WHERE id IN (27, 28);
+COMMIT;
+UPDATE acct SET bal = -1 WHERE id = 27 \; SELECT 'not reached';
+SELECT id, bal FROM acct ORDER BY id;
