@@ -4,7 +4,7 @@
 // that rewrite.ts must replace are. Results are cached by text in an LRU.
 
 import { PgqError } from '../errors.js';
-import { parseSql, initParser } from './parser.js';
+import { parseSql, initParser, type ParseTree } from './parser.js';
 import { Lru } from './lru.js';
 import { setReadOnlyFunctionNames, setWriteFunctionNames } from './functions.js';
 import { describeStatement, type DescribeEnv } from './describe.js';
@@ -45,7 +45,25 @@ function deepFreeze<T>(o: T): T {
 function syntaxErrorResult(sql: string, err: unknown): Analyzed {
   const message = err instanceof Error ? err.message : String(err);
   const info: StatementInfo = { kind: 'write', tag: '', text: sql.trim(), relations: [], functions: [], syntaxError: true, error: message };
-  return { cls: { statements: [info], write: true, needsRewrite: false }, edits: [], pieces: [sql], maxParam: 0 };
+  return { cls: deepFreeze({ statements: [info], write: true, needsRewrite: false }), edits: [], pieces: [sql], maxParam: 0 };
+}
+
+/**
+ * Nesting too deep for JavaScript's stack (thousands of levels): nothing is
+ * known, so it is a write, flagged tooComplex (the executor may refuse it
+ * with SQLSTATE 54001 like PostgreSQL's own stack depth limit would).
+ */
+function tooComplexResult(sql: string): Analyzed {
+  const info: StatementInfo = {
+    kind: 'write',
+    tag: '',
+    text: sql.trim(),
+    relations: [],
+    functions: [],
+    tooComplex: true,
+    error: 'statement is nested too deeply to classify',
+  };
+  return { cls: deepFreeze({ statements: [info], write: true, needsRewrite: false }), edits: [], pieces: [sql], maxParam: 0 };
 }
 
 const decoder = new TextDecoder();
@@ -56,8 +74,18 @@ function analyzeUncached(sql: string): Analyzed {
     tree = parseSql(sql);
   } catch (err) {
     if (err instanceof PgqError) throw err; // parser not initialised
+    if (err instanceof RangeError) return tooComplexResult(sql); // JSON.parse of a very deep tree
     return syntaxErrorResult(sql, err);
   }
+  try {
+    return describeAll(sql, tree);
+  } catch (err) {
+    if (err instanceof RangeError) return tooComplexResult(sql);
+    throw err;
+  }
+}
+
+function describeAll(sql: string, tree: ParseTree): Analyzed {
   const buf = Buffer.from(sql, 'utf8');
   const edits: Edit[] = [];
   const statements: StatementInfo[] = [];

@@ -69,8 +69,10 @@ export interface StatementInfo {
   discard?: 'all' | 'temp' | 'plans' | 'sequences';
   /** the text could not be parsed: send it to the main node and let PostgreSQL report the error */
   syntaxError?: boolean;
-  /** the parser's message for a syntax error */
+  /** the parser's message for a syntax error (or why the statement could not be analysed) */
   error?: string;
+  /** nested too deeply to analyse (thousands of levels): treated as a write, nothing else known */
+  tooComplex?: boolean;
   /** SET LOCAL / SET CONSTRAINTS: lasts until the end of the transaction */
   setLocal?: boolean;
   /** COMMIT AND CHAIN / ROLLBACK AND CHAIN */

@@ -8,8 +8,6 @@ import { NONDETERMINISTIC_BUILTINS } from './builtins.js';
 import { aliasEdit, castTimeType, timeEditFor, type Edit } from './timespans.js';
 import { nameParts, type Obj } from './ast.js';
 
-export type { Obj };
-
 export interface WalkCtx {
   readonly buf: Uint8Array;
   relations: string[];
@@ -122,30 +120,40 @@ function walkFields(body: Obj, ctx: WalkCtx, skip?: string): void {
   }
 }
 
-function cteNames(body: Obj): string[] {
-  const wc = body.withClause as Obj | undefined;
+/**
+ * A WITH clause: each CTE body sees the CTEs before it (all of them when
+ * RECURSIVE); afterwards the statement sees them all. Returns the names.
+ */
+function visitWith(wc: Obj, ctx: WalkCtx): string[] {
   const names: string[] = [];
-  if (wc && Array.isArray(wc.ctes)) {
-    for (const c of wc.ctes) {
-      const n = (c as { CommonTableExpr?: { ctename?: string } }).CommonTableExpr?.ctename;
-      if (n) names.push(n);
-    }
+  const ctes = Array.isArray(wc.ctes) ? wc.ctes : [];
+  const all = ctes.map((c) => String((c as { CommonTableExpr?: Obj }).CommonTableExpr?.ctename ?? ''));
+  const depth = ctx.ctes.length;
+  if (wc.recursive) ctx.ctes.push(...all);
+  for (let i = 0; i < ctes.length; i++) {
+    walk(ctes[i], ctx);
+    if (!wc.recursive) ctx.ctes.push(all[i]!);
+    names.push(all[i]!);
   }
+  ctx.ctes.length = depth;
   return names;
 }
 
 function visitQuery(type: string, body: Obj, ctx: WalkCtx): void {
-  if (type !== 'SelectStmt') ctx.modifying = true;
-  else {
+  if (type !== 'SelectStmt') {
+    ctx.modifying = true;
+    // the target of INSERT/UPDATE/DELETE/MERGE is always a table, even if a CTE has its name
+    const target = body.relation as Obj | undefined;
+    if (target && typeof target.relname === 'string') pushUnique(ctx.relations, rangeVarName(target));
+  } else {
     if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) ctx.locking = true;
     if (body.intoClause) ctx.into = true;
   }
-  const names = cteNames(body);
   const depth = ctx.ctes.length;
-  ctx.ctes.push(...names);
+  if (body.withClause) ctx.ctes.push(...visitWith(body.withClause as Obj, ctx));
   for (const k in body) {
     const x = body[k];
-    if (x === null || typeof x !== 'object') continue;
+    if (x === null || typeof x !== 'object' || k === 'withClause') continue;
     if ((k === 'targetList' && type === 'SelectStmt') || k === 'returningList') visitTargets(x, ctx);
     else if (k === 'larg' || k === 'rarg') visitQuery('SelectStmt', x as Obj, ctx); // bare SelectStmt of UNION etc.
     else walk(x, ctx);

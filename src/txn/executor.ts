@@ -230,7 +230,6 @@ export class Executor {
   /** The client is gone during COPY FROM STDIN: fail the COPY on the node so its transaction rolls back. */
   abortCopy(): void {
     const ci = this.copyIn;
-    this.copyIn = null;
     if (ci && !ci.done) {
       const fail = encodeCopyFail('client connection lost during COPY');
       ci.target.write(fail);
@@ -241,11 +240,11 @@ export class Executor {
 
   // ---- exchanges -----------------------------------------------------------
 
-  private async exchangeOn(
+  async exchangeOn(
     c: NodeConnection,
     req: Req,
     o: { wrap?: boolean; buffer?: boolean; live?: boolean; spool?: boolean; copyData?: Buffer[] | null },
-  ): Promise<ExchangeResult & { forwarded: boolean }> {
+  ): Promise<ExchangeResult & { forwarded: boolean; copy: CopyIn | null }> {
     const bufs: Buffer[] = [];
     let readies = 0;
     const txn = this.txn;
@@ -287,7 +286,10 @@ export class Executor {
     });
     if (txn && !o.wrap && !r.lost) txn.joined.add(c);
     req.after?.(c, r, forwarded);
-    return Object.assign(r, { forwarded });
+    // A COPY FROM STDIN that ran in this exchange is over (its data is in copy.spool).
+    const copy = this.copyIn;
+    this.copyIn = null;
+    return Object.assign(r, { forwarded, copy });
   }
 
   /** Read route: one node, streamed; retried on another node if lost before any byte was forwarded. */
@@ -296,7 +298,7 @@ export class Executor {
       const node = c.node;
       node.inflight++;
       node.reads++;
-      let r: ExchangeResult & { forwarded: boolean };
+      let r: ExchangeResult & { forwarded: boolean; copy: CopyIn | null };
       try {
         r = await this.exchangeOn(c, req, { live: true });
       } finally {
@@ -399,9 +401,12 @@ export class Executor {
     const main = this.mainConn();
     wrap = wrap && !this.txn;
     const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true });
-    const copy = this.copyIn;
-    if (copy && !copy.done) this.abortCopy(); // main node ended the COPY early (error): end it for the others too
-    this.copyIn = null;
+    const copy = first.copy;
+    if (copy && !copy.done) {
+      // The main node ended the COPY early (an error): the others must end it the same way.
+      copy.spool?.push(encodeCopyFail('COPY failed on the main node'));
+      copy.done = true;
+    }
     if (first.lost) {
       this.nodeLost(main, first.lost);
       if (wrap) for (const c of this.liveConns()) void c; // nothing was sent to the others yet

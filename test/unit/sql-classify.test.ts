@@ -348,6 +348,9 @@ describe('relations and temporary objects', () => {
     assert.deepEqual(one('WITH w AS (SELECT 1) SELECT * FROM w, t').relations, ['t']);
     assert.deepEqual(one('WITH RECURSIVE w(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM w) SELECT * FROM w').relations, []);
     assert.deepEqual(one('SELECT * FROM (WITH w AS (SELECT 1) SELECT * FROM w) s, w').relations, ['w']);
+    assert.deepEqual(one('WITH t AS (SELECT * FROM t) SELECT * FROM t').relations, ['t']); // the CTE body reads table t
+    assert.deepEqual(one('WITH a AS (SELECT 1), b AS (SELECT * FROM a) SELECT * FROM b').relations, []);
+    assert.deepEqual(one('WITH t AS (SELECT 1) INSERT INTO t SELECT * FROM t').relations, ['t']);
     assert.deepEqual(one('INSERT INTO a SELECT * FROM b WHERE x IN (SELECT x FROM c)').relations, ['a', 'b', 'c']);
     assert.deepEqual(one('DROP TABLE s.x, y').relations, ['s.x', 'y']);
     assert.deepEqual(one('TRUNCATE a, b').relations, ['a', 'b']);
@@ -403,6 +406,14 @@ describe('multi-statement strings, empty strings, syntax errors, unicode', () =>
     assert.match(s.error ?? '', /syntax error/);
     assert.equal(c.write, true);
     assert.equal(classify("SELECT 'unterminated").statements[0]!.syntaxError, true);
+  });
+
+  it('a statement nested too deeply to analyse is a write flagged tooComplex, not an exception', () => {
+    const sql = `SELECT ${Array.from({ length: 6000 }, () => '1').join(' + ')}`;
+    const s = one(sql);
+    assert.equal(s.kind, 'write');
+    assert.equal(s.tooComplex, true);
+    assert.equal(classify(sql).write, true);
   });
 
   it('handles non-ASCII text with byte offsets', () => {
