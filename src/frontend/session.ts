@@ -14,6 +14,7 @@ import type { ClusterNode, StateChange } from '../cluster/cluster.js';
 import type { CoordinatorContext } from '../context.js';
 import { ClientIO } from './client-io.js';
 import { Executor } from '../txn/executor.js';
+import { Router } from '../txn/router.js';
 
 type Unit =
   | { kind: 'query'; frame: Frame }
@@ -33,6 +34,7 @@ export class Session {
   readonly client: ClientIO;
   readonly conns = new Map<ClusterNode, NodeConnection>();
   readonly exec: Executor;
+  readonly router: Router;
   status: TxnStatus = 'I';
   closed = false;
   startedAt = new Date();
@@ -58,6 +60,7 @@ export class Session {
     this.log = ctx.log.child({ session: this.id, user: opts.user, db: opts.database });
     for (const c of opts.conns) this.adopt(c);
     this.exec = new Executor(ctx, this);
+    this.router = new Router(ctx, this, this.exec);
     this.onClusterChange = (c) => {
       if (c.to !== 'up') this.dropNode(c.node);
     };
@@ -178,9 +181,9 @@ export class Session {
 
   private async process(u: Unit): Promise<void> {
     if (u.kind === 'query') {
-      await this.exec.simpleQuery(decodeQuery(u.frame.payload), u.frame);
+      await this.router.simpleQuery(decodeQuery(u.frame.payload), u.frame);
     } else if (u.kind === 'batch') {
-      await this.exec.batch(u.frames, u.end, {
+      await this.router.batch(u.frames, u.end, {
         parse: decodeParse,
         bind: decodeBind,
         describe: decodeDescribe,
@@ -207,7 +210,7 @@ export class Session {
       return;
     }
     if (this.status === 'T') {
-      await this.exec.abortTxnOnNodes();
+      await this.router.abortTxnOnNodes();
       this.status = 'E';
     }
     this.client.send(errorFromPgq(err));

@@ -42,14 +42,6 @@ import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js'
 const Q_BEGIN = encodeQuery('BEGIN');
 const Q_COMMIT = encodeQuery('COMMIT');
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
-/** Puts a node's transaction into the failed state, as an error PostgreSQL raised itself would. */
-const Q_ABORT = encodeQuery(
-  "DO $pgquorum$BEGIN RAISE EXCEPTION 'pgquorum: a statement of this transaction was refused by the coordinator'; END$pgquorum$",
-);
-/** The session's temporary relations, and whether an unqualified name resolves to each (search_path may put pg_temp later). */
-const Q_TEMP_NAMES = encodeQuery(
-  'SELECT relname, pg_catalog.to_regclass(pg_catalog.quote_ident(relname)) = oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()',
-);
 
 /** One request, renderable for any node. */
 export interface Req {
@@ -80,7 +72,7 @@ interface CopyIn {
   done: boolean;
 }
 
-function isTxnControl(k: StatementInfo['kind']): boolean {
+export function isTxnControl(k: StatementInfo['kind']): boolean {
   return (
     k === 'begin' || k === 'commit' || k === 'rollback' || k === 'savepoint' || k === 'release' ||
     k === 'rollback_to' || k === 'set_transaction' || k === 'prepare_transaction' ||
@@ -92,21 +84,9 @@ export class Executor {
   copyIn: CopyIn | null = null;
   txn: Txn | null = null;
   readonly planner: BatchPlanner;
-  /** SQL-level PREPAREd statements: name -> inner statement. */
-  private readonly sqlPrepared = new Map<string, StatementInfo>();
-  /** SQL cursors: name -> the node holding it, or 'all' for a cursor whose query writes (declared on every node). */
-  private readonly cursors = new Map<string, NodeConnection | 'all'>();
-  /** A temporary object may have appeared or vanished in this transaction: re-read the list at its end. */
-  private tempDirty = false;
-  /** The session set search_path: which relation an unqualified name means must be asked of the main node. */
-  private customSearchPath = false;
-  /** Temporary relations this session created (they live on the main node only). */
-  readonly tempNames = new Set<string>();
-  /** Those of them an unqualified name resolves to (all of them unless search_path puts pg_temp after a schema that has the name). */
-  readonly tempUnqualified = new Set<string>();
   /** Async frames (notifications) held while a request is being answered. */
   private pendingAsync: Buffer[] = [];
-  private busy = false;
+  busy = false;
   private readonly ctx: CoordinatorContext;
   private readonly s: Session;
   private readonly log: Logger;
@@ -164,7 +144,7 @@ export class Executor {
     if (c.node.state === 'up') this.ctx.cluster.setState(c.node, 'down', err.message);
   }
 
-  private markDiverged(c: NodeConnection, reason: string): void {
+  markDiverged(c: NodeConnection, reason: string): void {
     if (c.node.state === 'up') this.ctx.cluster.setState(c.node, 'diverged', reason);
     this.s.dropNode(c.node);
   }
@@ -194,7 +174,7 @@ export class Executor {
     if (finalStatus) this.s.client.send(encodeReadyForQuery(finalStatus));
   }
 
-  private sendError(err: PgqError, ready: boolean): void {
+  sendError(err: PgqError, ready: boolean): void {
     this.s.client.send(errorFromPgq(err));
     if (ready) this.s.client.send(encodeReadyForQuery(this.s.status));
   }
@@ -210,7 +190,7 @@ export class Executor {
     }
   }
 
-  private flushAsync(): void {
+  flushAsync(): void {
     if (this.pendingAsync.length === 0) return;
     for (const b of this.pendingAsync) this.s.client.send(b);
     this.pendingAsync = [];
@@ -332,7 +312,7 @@ export class Executor {
    * The coordinator must give up the request: roll back what the nodes hold
    * of the transaction and tell the client with an error (40001 for losses).
    */
-  private failTxn(err: PgqError): void {
+  failTxn(err: PgqError): void {
     const txn = this.txn;
     if (txn) {
       for (const c of txn.joined) if (!c.closed) void c.exchange(Q_ROLLBACK);
@@ -347,7 +327,7 @@ export class Executor {
   }
 
   /** Parallel route: the same request on several nodes at once, answered with the vote's winner. */
-  private async parallel(conns: NodeConnection[], req: Req, forwardFrom: NodeConnection): Promise<ExchangeResult | null> {
+  async parallel(conns: NodeConnection[], req: Req, forwardFrom: NodeConnection): Promise<ExchangeResult | null> {
     const results = await Promise.all(conns.map((c) => this.exchangeOn(c, req, { buffer: true })));
     return this.settle(results, req, forwardFrom, null);
   }
@@ -387,7 +367,7 @@ export class Executor {
     return winner;
   }
 
-  private setStatus(st: 'I' | 'T' | 'E' | null): void {
+  setStatus(st: 'I' | 'T' | 'E' | null): void {
     if (st) this.s.status = st;
   }
 
@@ -486,7 +466,7 @@ export class Executor {
     return w;
   }
 
-  private beginFrom(home: NodeConnection, req: Req, text?: string): void {
+  beginFrom(home: NodeConnection, req: Req, text?: string): void {
     this.txn = {
       home,
       wrote: false,
@@ -498,369 +478,13 @@ export class Executor {
     void req;
   }
 
-  // ---- transaction control -------------------------------------------------
-
-  async txnControl(kind: StatementInfo['kind'], text: string, req: Req): Promise<void> {
-    const txn = this.txn;
-    if (kind === 'prepare_transaction' || kind === 'commit_prepared' || kind === 'rollback_prepared') {
-      throw new PgqError('ERR_CLIENT_2PC', `${text.split(/\s+/, 2).join(' ').toUpperCase()} is not allowed through pgquorum`, {
-        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
-        hint: 'pgquorum runs two-phase commit itself; use ordinary COMMIT.',
-      });
-    }
-    if (txn?.broken) return this.brokenTxn(kind);
-    if (!txn) {
-      // BEGIN starts a transaction on one node; everything else outside a
-      // transaction only draws PostgreSQL's warning or error, from one node.
-      const c = this.readConn();
-      const r = await this.read(c, req, true);
-      if (r && kind === 'begin' && r.status === 'T') this.beginFrom(r.node, req, text);
-      return;
-    }
-    const joined = [...txn.joined].filter((c) => !c.closed);
-    const home = txn.home;
-    if (kind === 'begin' || (this.s.status === 'E' && kind !== 'commit' && kind !== 'rollback' && kind !== 'rollback_to')) {
-      await this.read(home, req, false); // warning "already in a transaction", or 25P02
-      return;
-    }
-    if (kind === 'commit' || kind === 'rollback') {
-      if (kind === 'rollback' || this.s.status === 'E' || joined.length <= 1) {
-        // Roll back everywhere; the home node answers the client's own words.
-        const others = joined.filter((c) => c !== home);
-        await Promise.all(others.map((c) => c.exchange(Q_ROLLBACK)));
-        await this.read(home, req, false);
-      } else {
-        const main = this.ctx.cluster.main();
-        const last = joined.find((c) => c.node === main) ?? home;
-        const firsts = joined.filter((c) => c !== last);
-        const rs = await Promise.all(firsts.map((c) => this.exchangeOn(c, req, { buffer: true })));
-        const r = await this.read(last, req, false);
-        for (const x of rs) {
-          if (x.lost) this.nodeLost(x.node, x.lost);
-          else if (r && (x.error ? 'E' : x.tags.join()) !== (r.error ? 'E' : r.tags.join())) {
-            this.markDiverged(x.node, `COMMIT outcome differs from the main node's: ${describe(x)}`);
-          }
-        }
-      }
-      if (this.s.status === 'I') this.txn = null;
-      return;
-    }
-    // SAVEPOINT, RELEASE, ROLLBACK TO, SET TRANSACTION: every joined node, and logged for late joiners.
-    await this.parallel(joined, req, home);
-    txn.log.push(encodeQuery(text));
-  }
-
-  private brokenTxn(kind: StatementInfo['kind']): void {
-    if (kind === 'commit' || kind === 'rollback') {
-      this.txn = null;
-      this.s.status = 'I';
-      this.s.client.send(encodeCommandComplete('ROLLBACK'));
-      this.s.client.send(encodeReadyForQuery('I'));
-      return;
-    }
-    this.s.status = 'E';
-    this.sendError(
-      new PgqError('ERR_TXN_ABORTED', 'current transaction is aborted, commands ignored until end of transaction block', {
-        sqlstate: SqlState.IN_FAILED_SQL_TRANSACTION,
-      }),
-      true,
-    );
-  }
-
-  // ---- simple query ----------------------------------------------------------
-
-  async simpleQuery(sql: string, frame: Frame): Promise<void> {
-    this.busy = true;
-    try {
-      await this.simpleQueryInner(sql, frame);
-    } finally {
-      this.busy = false;
-      this.flushAsync();
-    }
-  }
-
-  private async simpleQueryInner(sql: string, frame: Frame): Promise<void> {
-    const cls = classify(sql);
-    const st = cls.statements;
-    if (st.length === 0) {
-      this.s.sendEmptyQuery();
-      return;
-    }
-    const raw = Buffer.from(frame.raw);
-    const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
-    if (this.txn?.broken) return this.brokenTxn(st.length === 1 ? st[0]!.kind : 'write');
-    if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, () => this.rewritten(sql, cls, raw));
-    if (st.every((s) => s.kind === 'read' && !this.touchesTemp(s))) {
-      await this.read(this.readConn(), plain, true);
-      return;
-    }
-    if (st.some((s) => s.createsTemp || this.touchesTemp(s))) {
-      await this.mainOnly(plain, true);
-      return;
-    }
-    const wrap = !this.txn && !st.some((s) => isTxnControl(s.kind) || s.kind === 'non_transactional' || s.kind.endsWith('_database'));
-    await this.fanOut(this.rewritten(sql, cls, raw), wrap);
-  }
-
-  /** A write's Query with time values fixed by the coordinator. */
-  private rewritten(sql: string, cls: Classification, raw: Buffer): Req {
-    if (!cls.needsRewrite) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
-    const txnStart = this.txn?.startMicros ?? nowMicros();
-    const text = rewriteSimple(sql, timeValues(txnStart));
-    const msg = text === null ? raw : encodeQuery(text);
-    return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
-  }
-
-  touchesTemp(s: StatementInfo): boolean {
-    if (this.tempNames.size === 0) return false;
-    for (const r of s.relations) if (this.isTempName(r)) return true;
-    return false;
-  }
-
-  /**
-   * Route one statement (simple protocol) or one Execute (extended protocol).
-   * `writeReq` builds the request with deterministic rewriting for writes.
-   */
-  async dispatch(s: StatementInfo, cls: Classification, text: string, req: Req, writeReq: () => Req): Promise<void> {
-    if (this.txn?.broken) return this.brokenTxn(s.kind);
-    if (this.s.status === 'E' && this.txn && !isTxnControl(s.kind)) {
-      await this.read(this.txn.home, req, false); // PostgreSQL answers 25P02
-      return;
-    }
-    switch (s.kind) {
-      case 'read':
-      case 'copy_to':
-        if (this.touchesTemp(s)) await this.mainOnly(req, false);
-        else await this.read(this.readConn(), req, true);
-        return;
-      case 'declare_cursor': {
-        if (s.inner && s.inner.kind !== 'read') {
-          // FOR UPDATE, nextval() ...: the cursor exists on every node and every FETCH runs everywhere.
-          const w = await this.fanOut(writeReq(), false);
-          if (w && !w.error && s.name) this.cursors.set(s.name, 'all');
-          return;
-        }
-        const c = this.txn ? this.txn.home : this.touchesTemp(s) ? this.mainConn() : this.readConn();
-        const r = await this.read(c, req, false);
-        if (r && !r.error && s.name) this.cursors.set(s.name, c);
-        return;
-      }
-      case 'fetch':
-      case 'close_cursor': {
-        const where = s.name ? this.cursors.get(s.name) : undefined;
-        if (where === 'all') {
-          const w = await this.fanOut(req, false);
-          if (w && !w.error && s.kind === 'close_cursor' && s.name) this.cursors.delete(s.name);
-          return;
-        }
-        const c = where ?? this.txn?.home ?? this.readConn();
-        const r = await this.read(c.closed ? this.readConn() : c, req, false);
-        if (r && !r.error && s.kind === 'close_cursor' && s.name) this.cursors.delete(s.name);
-        return;
-      }
-      case 'write':
-      case 'copy_from':
-      case 'other_utility':
-      case 'checkpoint':
-        return this.write(s, writeReq);
-      case 'session':
-      case 'prepare':
-      case 'deallocate':
-      case 'load': {
-        const r = await this.session(req);
-        if (r && !r.error) await this.afterSessionStatement(s);
-        return;
-      }
-      case 'execute': {
-        const inner = s.name ? this.sqlPrepared.get(s.name) : undefined;
-        if (inner && inner.kind === 'read' && !this.touchesTemp(inner)) await this.read(this.readConn(), req, true);
-        else await this.fanOut(req, !this.txn);
-        return;
-      }
-      case 'listen':
-      case 'unlisten':
-      case 'notify':
-        await this.mainOnly(req, false);
-        return;
-      case 'create_database':
-      case 'drop_database':
-      case 'alter_database':
-      case 'non_transactional':
-        if (this.txn) await this.read(this.txn.home, req, false); // PostgreSQL refuses it inside a block
-        else await this.fanOut(req, false);
-        return;
-      default:
-        if (isTxnControl(s.kind)) {
-          await this.txnControl(s.kind, s.text, req);
-          if (s.kind === 'commit' || s.kind === 'rollback' || s.kind === 'rollback_to') await this.afterTxnControl();
-          return;
-        }
-        return this.write(s, writeReq);
-    }
-    void cls;
-    void text;
-  }
-
-  isTempName(name: string): boolean {
-    if (name.startsWith('pg_temp.')) return this.tempNames.has(name.slice(8));
-    return this.tempUnqualified.has(name);
-  }
-
-  private async write(s: StatementInfo, writeReq: () => Req): Promise<void> {
-    if (s.tag === 'LOCK TABLE' && !this.txn) {
-      await this.read(this.readConn(), writeReq(), true); // PostgreSQL: only in transaction blocks
-      return;
-    }
-    if (s.createsTemp) {
-      if (this.txn || /\bON\s+COMMIT\s+DROP\b/i.test(s.text)) this.tempDirty = true;
-      const r = await this.mainOnly(writeReq(), true);
-      if (r && !r.error) {
-        this.tempNames.add(s.createsTemp);
-        this.tempUnqualified.add(s.createsTemp);
-        if (this.customSearchPath) await this.refreshTempNames();
-      }
-      return;
-    }
-    if (this.tempNames.size > 0) {
-      const temp = s.relations.filter((r) => this.isTempName(r));
-      const target = s.relations[0];
-      const dml = s.tag === 'INSERT' || s.tag === 'UPDATE' || s.tag === 'DELETE' || s.tag === 'MERGE';
-      const tempSeq = /\b(nextval|setval|currval)\b/i.test(s.text) && [...this.tempNames].some((n) => s.text.includes(`'${n}'`));
-      const view = /^CREATE (MATERIALIZED )?VIEW/.test(s.tag);
-      if ((temp.length > 0 && (temp.length === s.relations.length || (dml && target && this.isTempName(target)) || view)) || tempSeq) {
-        // Session-local: the main node only. PostgreSQL makes a view over a temporary table temporary itself.
-        if (view || /^DROP /.test(s.tag) || this.txn) this.tempDirty = true;
-        const r = await this.mainOnly(writeReq(), true);
-        if (r && !r.error && !this.txn && this.tempDirty) await this.refreshTempNames();
-        return;
-      }
-      if (temp.length > 0) {
-        throw new PgqError(
-          'ERR_TEMP_MIXED',
-          `cannot replicate a statement that writes replicated tables from the temporary table "${temp[0]}"`,
-          {
-            sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
-            hint: 'Temporary tables exist on the main node only; copy the rows through the client or use a regular table.',
-          },
-        );
-      }
-    }
-    await this.fanOut(writeReq(), !this.txn);
-  }
-
-  /** Re-read the session's temporary relations from the main node (after ROLLBACK, ON COMMIT DROP, ...). */
-  private async refreshTempNames(): Promise<void> {
-    this.tempDirty = false;
-    const main = this.s.conns.get(this.ctx.cluster.main());
-    if (!main || main.closed) return;
-    const r = await main.exchange(Q_TEMP_NAMES, { buffer: true });
-    if (r.lost || r.error) return;
-    this.tempNames.clear();
-    this.tempUnqualified.clear();
-    for (const raw of r.frames) {
-      if (raw[0] !== BE.DataRow) continue;
-      const [name, visible] = decodeDataRow(raw.subarray(5));
-      if (!name) continue;
-      this.tempNames.add(name.toString());
-      if (visible?.toString() === 't') this.tempUnqualified.add(name.toString());
-    }
-  }
-
-  /**
-   * The coordinator refused a statement inside a transaction: put the
-   * transaction into the failed state on its nodes too, so that what follows
-   * behaves as after any error (25P02 until ROLLBACK or ROLLBACK TO).
-   */
-  async abortTxnOnNodes(): Promise<void> {
-    const txn = this.txn;
-    if (!txn || txn.broken) return;
-    await Promise.all([...txn.joined].filter((c) => !c.closed && c.txnStatus === 'T').map((c) => c.exchange(Q_ABORT)));
-  }
-
-  /** After COMMIT/ROLLBACK/ROLLBACK TO: temporary objects may have come or gone. */
-  async afterTxnControl(): Promise<void> {
-    if (this.tempDirty && this.s.status !== 'E') await this.refreshTempNames();
-  }
-
-  private async afterSessionStatement(s: StatementInfo): Promise<void> {
-    if (/search_path|^\s*RESET\s+ALL/i.test(s.text) || s.discard === 'all') {
-      this.customSearchPath = /pg_temp/i.test(s.text) && /^\s*SET\b/i.test(s.text);
-      if (this.tempNames.size > 0) await this.refreshTempNames();
-    }
-    if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, s.inner);
-    if (s.kind === 'deallocate') {
-      if (s.name) this.sqlPrepared.delete(s.name);
-      else this.sqlPrepared.clear();
-    }
-    if (s.discard === 'all' || s.discard === 'temp') {
-      this.tempNames.clear();
-      this.tempUnqualified.clear();
-    }
-    if (s.discard === 'all') {
-      this.sqlPrepared.clear();
-      this.cursors.clear();
-      this.planner.forgetAll();
-    }
-  }
-
-  // ---- extended protocol -------------------------------------------------------
-
-  async batch(frames: Frame[], end: 'sync' | 'flush', dec: BatchDecoders): Promise<void> {
-    this.busy = true;
-    try {
-      const pb = this.planner.plan(frames, end, dec);
-      await this.runBatch(pb);
-      this.planner.finish(end, this.s.status);
-    } finally {
-      this.busy = false;
-      this.flushAsync();
-    }
-  }
-
-  private async runBatch(pb: PlannedBatch): Promise<void> {
-    if (this.txn?.broken && pb.end === 'sync') {
-      const only = pb.execs.length === 1 ? pb.execs[0]!.info : null;
-      return this.brokenTxn(only ? only.kind : 'write');
-    }
-    const req = pb.req;
-    // Execute on a portal that lives on one node: that node.
-    const pinned = pb.pinnedTo;
-    if (pinned && !pinned.closed) {
-      await this.read(pinned, req, false);
-      return;
-    }
-    if (pb.execs.length === 0) {
-      await this.read(this.readConn(), req, true);
-      return;
-    }
-    if (pb.execs.length === 1) {
-      const e = pb.execs[0]!;
-      const info = e.info;
-      if (info) {
-        await this.dispatch(info, e.cls!, e.sql, req, () => req);
-        return;
-      }
-      await this.read(this.readConn(), req, true); // unknown statement: the node reports it
-      return;
-    }
-    // Several Executes in one batch.
-    const infos = pb.execs.map((e) => e.info);
-    if (infos.every((i) => i && i.kind === 'read' && !this.touchesTemp(i))) {
-      await this.read(this.readConn(), req, true);
-      return;
-    }
-    const wrap = !this.txn && pb.end === 'sync' && !infos.some((i) => i && isTxnControl(i.kind));
-    const w = await this.fanOut(req, wrap);
-    void w;
-  }
-
   /** Raise a node's ErrorResponse fields as the client's error (used by planners). */
   static nodeErr(nodeId: string, f: Record<string, string>): PgqError {
     return nodeError(nodeId, f);
   }
 }
 
-function describe(r: ExchangeResult): string {
+export function describe(r: ExchangeResult): string {
   if (r.lost) return 'connection lost';
   if (r.error) return `error ${r.error['C']} (${r.error['M']})`;
   return r.tags.length > 0 ? r.tags.join(', ') : 'ok';
