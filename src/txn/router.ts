@@ -11,7 +11,8 @@ import { BE } from '../protocol/constants.js';
 import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
-import { rewriteSimple } from '../sql/rewrite.js';
+import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
+import type { TimeKind } from '../sql/timespans.js';
 import { nowMicros, timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { describe, Executor, isTxnControl, type Req } from './executor.js';
@@ -29,7 +30,7 @@ const Q_TEMP_NAMES = encodeQuery(
 export class Router {
   readonly exec: Executor;
   /** SQL-level PREPAREd statements: name -> inner statement. */
-  private readonly sqlPrepared = new Map<string, StatementInfo>();
+  private readonly sqlPrepared = new Map<string, { inner: StatementInfo; timeParams: readonly TimeKind[] }>();
   /** SQL cursors: name -> the node holding it, or 'all' for a cursor whose query writes (declared on every node). */
   private readonly cursors = new Map<string, NodeConnection | 'all'>();
   /** A temporary object may have appeared or vanished in this transaction: re-read the list at its end. */
@@ -218,14 +219,23 @@ export class Router {
       case 'prepare':
       case 'deallocate':
       case 'load': {
-        const r = await this.exec.session(req);
+        // PREPARE of a statement with time functions: they become extra parameters that each EXECUTE fills in.
+        const r = await this.exec.session(s.kind === 'prepare' && s.timeParams?.length ? writeReq() : req);
         if (r && !r.error) await this.afterSessionStatement(s);
         return;
       }
       case 'execute': {
-        const inner = s.name ? this.sqlPrepared.get(s.name) : undefined;
-        if (inner && inner.kind === 'read' && !this.touchesTemp(inner)) await this.exec.read(this.exec.readConn(), req, true);
-        else await this.exec.fanOut(req, !this.exec.txn);
+        const p = s.name ? this.sqlPrepared.get(s.name) : undefined;
+        if (p && p.inner.kind === 'read' && !this.touchesTemp(p.inner)) {
+          await this.exec.read(this.exec.readConn(), req, true);
+          return;
+        }
+        let wreq = req;
+        if (p && p.timeParams.length > 0) {
+          const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, timeValues(this.exec.txn?.startMicros ?? nowMicros())));
+          wreq = { forNode: () => ({ bufs: [msg], skip: 0 }), text };
+        }
+        await this.exec.fanOut(wreq, !this.exec.txn);
         return;
       }
       case 'listen':
@@ -338,7 +348,7 @@ export class Router {
       this.customSearchPath = /pg_temp/i.test(s.text) && /^\s*SET\b/i.test(s.text);
       if (this.tempNames.size > 0) await this.refreshTempNames();
     }
-    if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, s.inner);
+    if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, { inner: s.inner, timeParams: s.timeParams ?? [] });
     if (s.kind === 'deallocate') {
       if (s.name) this.sqlPrepared.delete(s.name);
       else this.sqlPrepared.clear();

@@ -208,3 +208,16 @@ test('a statement the coordinator refuses inside a transaction aborts it like an
   assert.equal((await c.query('SELECT count(*)::int AS n FROM refused')).rows[0].n, 0);
   for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM refused'), '0');
 });
+
+test('SQL-level PREPARE/EXECUTE with now(): every node stores the same time, fresh at each EXECUTE', async () => {
+  const c = await coord.client();
+  await c.query('CREATE TABLE pe (id int PRIMARY KEY, at timestamptz)');
+  await c.query('PREPARE ins_now (int) AS INSERT INTO pe VALUES ($1, now())');
+  await c.query('EXECUTE ins_now(1)');
+  await new Promise((r) => setTimeout(r, 20));
+  await c.query('EXECUTE ins_now(2)');
+  const r = await c.query('SELECT count(DISTINCT at)::int AS n FROM pe');
+  assert.equal(r.rows[0].n, 2);
+  await c.query('DEALLOCATE ins_now');
+  await sameOnAllNodes();
+});
