@@ -76,19 +76,53 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   return freePorts(1, host).then((p) => p[0]!);
 }
 
-/** `n` distinct free ports (all held open together while choosing, then released). */
+/**
+ * `n` consecutive free ports below the kernel's ephemeral range (which starts
+ * at 32768), so outgoing connections of other tests cannot take them between
+ * the check and their use.
+ */
+export async function freeConsecutivePorts(n: number, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * (12000 - n));
+    const servers: net.Server[] = [];
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      const srv = net.createServer();
+      ok = await new Promise<boolean>((resolve) => {
+        srv.once('error', () => resolve(false));
+        srv.listen(base + i, host, () => resolve(true));
+      });
+      if (ok) servers.push(srv);
+    }
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    if (ok) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found on ${host}`);
+}
+
+/**
+ * `n` distinct free ports (all held open together while choosing, then
+ * released), drawn below the kernel's ephemeral range so that outgoing
+ * connections cannot take them before the nodes bind them.
+ */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
   const servers: net.Server[] = [];
+  const ports: number[] = [];
   try {
-    for (let i = 0; i < n; i++) {
+    for (let attempt = 0; ports.length < n && attempt < 1000; attempt++) {
+      const port = 20000 + Math.floor(Math.random() * 12000);
+      if (ports.includes(port)) continue;
       const srv = net.createServer();
-      servers.push(srv);
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, host, () => resolve());
+      const ok = await new Promise<boolean>((resolve) => {
+        srv.once('error', () => resolve(false));
+        srv.listen(port, host, () => resolve(true));
       });
+      if (!ok) continue;
+      servers.push(srv);
+      ports.push(port);
     }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
+    if (ports.length < n) throw new Error(`could not find ${n} free ports on ${host}`);
+    return ports;
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }

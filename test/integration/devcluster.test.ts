@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createNodes, nodeStatus, probe, readCluster, startNodes, stopNodes, killNodesSync } from '../../src/devcluster/index.js';
-import { freePort, freePorts, startTestCluster } from '../helpers/cluster.js';
+import { freeConsecutivePorts, freePort, freePorts, startTestCluster } from '../helpers/cluster.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
@@ -197,8 +197,7 @@ describe('pgquorum command line', () => {
 
   test('dev up writes a config and leaves the nodes running; dev down stops them', async () => {
     const devDir = path.join(dir, 'dev');
-    const [base] = await freePorts(1);
-    const port = Math.min(base!, 65000);
+    const port = await freeConsecutivePorts(2);
     const up = run(['dev', 'up', '--nodes', '1', '--port', String(port), '--dir', devDir, '--no-fsync']);
     try {
       assert.equal(up.status, 0, up.stderr);
