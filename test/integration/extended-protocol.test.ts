@@ -1,0 +1,153 @@
+// The extended protocol through pgquorum with hand-made messages: pipelined
+// batches, portal suspension with row limits (Sync and Flush), Close and
+// re-Parse of a name on every node, errors in the middle of a pipeline, and
+// writes whose time values the coordinator fills in as extra parameters.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { startTestCoordinator, tableChecksums, type TestCoordinator } from '../helpers/coordinator.js';
+import { RawClient, query, type Msg } from '../helpers/raw-client.js';
+import { encodeBind, encodeClose, encodeDescribe, encodeExecute, encodeParse, FLUSH, SYNC } from '../../src/protocol/frontend.js';
+import { decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeParameterDescription } from '../../src/protocol/backend.js';
+
+let cluster: TestCluster;
+let coord: TestCoordinator;
+let r: RawClient;
+
+before(async () => {
+  cluster = await startTestCluster({ nodes: 3 });
+  coord = await startTestCoordinator(cluster);
+  r = await RawClient.connect(coord.port);
+  await r.login('postgres', cluster.password);
+  await simple('CREATE TABLE ext (id int PRIMARY KEY, v text, at timestamptz)');
+});
+after(async () => {
+  r?.destroy();
+  await coord?.stop();
+  await cluster?.stop();
+});
+
+async function simple(sql: string): Promise<Msg[]> {
+  await r.write(query(sql));
+  return r.until('Z');
+}
+const types = (ms: Msg[]): string => ms.map((m) => m.type).join('');
+const rows = (ms: Msg[]): string[] => ms.filter((m) => m.type === 'D').map((m) => decodeDataRow(m.payload)[0]!.toString());
+const tags = (ms: Msg[]): string[] => ms.filter((m) => m.type === 'C').map((m) => decodeCommandComplete(m.payload));
+const bind = (portal: string, statement: string, params: (string | null)[] = []) =>
+  encodeBind({ portal, statement, paramFormats: [], params: params.map((p) => (p === null ? null : Buffer.from(p))), resultFormats: [] });
+
+test('a pipeline of several statements before one Sync', async () => {
+  await r.write(
+    Buffer.concat([
+      encodeParse({ name: 'ins', sql: 'INSERT INTO ext (id, v) VALUES ($1, $2)', paramTypes: [] }),
+      bind('', 'ins', ['1', 'one']),
+      encodeExecute({ portal: '', maxRows: 0 }),
+      bind('', 'ins', ['2', 'two']),
+      encodeExecute({ portal: '', maxRows: 0 }),
+      encodeParse({ name: '', sql: 'SELECT v FROM ext ORDER BY id', paramTypes: [] }),
+      bind('', ''),
+      encodeExecute({ portal: '', maxRows: 0 }),
+      SYNC,
+    ]),
+  );
+  const ms = await r.until('Z');
+  assert.equal(types(ms), '12C2C12DDCZ');
+  assert.deepEqual(rows(ms), ['one', 'two']);
+  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM ext'), '2');
+});
+
+test('portal suspension with row limits, across Syncs inside a transaction', async () => {
+  await simple('BEGIN');
+  await r.write(
+    Buffer.concat([
+      encodeParse({ name: 'gen', sql: 'SELECT g FROM generate_series(1, 5) g', paramTypes: [] }),
+      bind('p1', 'gen'),
+      encodeExecute({ portal: 'p1', maxRows: 2 }),
+      SYNC,
+    ]),
+  );
+  let ms = await r.until('Z');
+  assert.deepEqual(rows(ms), ['1', '2']);
+  assert.ok(ms.some((m) => m.type === 's'), 'PortalSuspended');
+  await r.write(Buffer.concat([encodeExecute({ portal: 'p1', maxRows: 2 }), SYNC]));
+  ms = await r.until('Z');
+  assert.deepEqual(rows(ms), ['3', '4']);
+  await r.write(Buffer.concat([encodeExecute({ portal: 'p1', maxRows: 0 }), SYNC]));
+  ms = await r.until('Z');
+  assert.deepEqual(rows(ms), ['5']);
+  assert.deepEqual(tags(ms), ['SELECT 1']);
+  await simple('COMMIT');
+});
+
+test('Flush: replies come without ReadyForQuery; the portal goes on after it', async () => {
+  await r.write(
+    Buffer.concat([
+      encodeParse({ name: 'f1', sql: 'SELECT g FROM generate_series(1, 3) g', paramTypes: [] }),
+      bind('', 'f1'),
+      encodeDescribe({ kind: 'P', name: '' }),
+      encodeExecute({ portal: '', maxRows: 1 }),
+      FLUSH,
+    ]),
+  );
+  const ms = await r.until('s');
+  assert.equal(types(ms), '12TDs');
+  await r.write(Buffer.concat([encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+  const rest = await r.until('Z');
+  assert.deepEqual(rows(rest), ['2', '3']);
+});
+
+test('Close and Parse again under the same name reaches every node', async () => {
+  for (let round = 0; round < 4; round++) {
+    const sql = round % 2 === 0 ? 'SELECT $1::int + 1' : 'SELECT $1::int * 10';
+    await r.write(
+      Buffer.concat([encodeClose({ kind: 'S', name: 'reuse' }), encodeParse({ name: 'reuse', sql, paramTypes: [] }), SYNC]),
+    );
+    assert.equal(types(await r.until('Z')), '31Z');
+    // Several executions so that the reads visit every node.
+    for (let i = 0; i < 6; i++) {
+      await r.write(Buffer.concat([bind('', 'reuse', ['7']), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+      assert.deepEqual(rows(await r.until('Z')), [round % 2 === 0 ? '8' : '70']);
+    }
+  }
+});
+
+test('an error in the middle of a pipeline skips to Sync; the next batch works', async () => {
+  await r.write(
+    Buffer.concat([
+      encodeParse({ name: '', sql: 'SELECT g / 0 FROM generate_series(1, 1) g', paramTypes: [] }),
+      bind('', ''),
+      encodeExecute({ portal: '', maxRows: 0 }),
+      encodeParse({ name: '', sql: 'SELECT 2', paramTypes: [] }),
+      bind('', ''),
+      encodeExecute({ portal: '', maxRows: 0 }),
+      SYNC,
+    ]),
+  );
+  const ms = await r.until('Z');
+  assert.equal(types(ms), '12EZ');
+  assert.equal(decodeErrorFields(ms.find((m) => m.type === 'E')!.payload)['C'], '22012');
+  await r.write(Buffer.concat([encodeParse({ name: '', sql: 'SELECT 3', paramTypes: [] }), bind('', ''), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+  assert.deepEqual(rows(await r.until('Z')), ['3']);
+});
+
+test('a prepared write with now(): the added parameter is hidden from Describe and every node stores the same time', async () => {
+  await r.write(
+    Buffer.concat([
+      encodeParse({ name: 'ins_at', sql: 'INSERT INTO ext (id, v, at) VALUES ($1, $2, now())', paramTypes: [] }),
+      encodeDescribe({ kind: 'S', name: 'ins_at' }),
+      SYNC,
+    ]),
+  );
+  const ms = await r.until('Z');
+  const pd = ms.find((m) => m.type === 't')!;
+  assert.equal(decodeParameterDescription(pd.payload).length, 2, 'the client sees its own 2 parameters');
+  for (let i = 10; i < 20; i++) {
+    await r.write(Buffer.concat([bind('', 'ins_at', [String(i), `v${i}`]), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+    assert.deepEqual(tags(await r.until('Z')), ['INSERT 0 1']);
+  }
+  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(cluster, i)));
+  assert.deepEqual(sums[1], sums[0]);
+  assert.deepEqual(sums[2], sums[0]);
+  assert.equal(cluster.psqlNode(0, 'SELECT count(DISTINCT at) > 1 FROM ext WHERE id >= 10'), 't', 'fresh time at each execution');
+});
