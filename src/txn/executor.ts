@@ -20,7 +20,6 @@ import { PgqError, SqlState } from '../errors.js';
 import type { CoordinatorContext } from '../context.js';
 import type { Session } from '../frontend/session.js';
 import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
-import { nodeError } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE, FE } from '../protocol/constants.js';
 import {
@@ -389,7 +388,6 @@ export class Executor {
     }
     if (first.lost) {
       this.nodeLost(main, first.lost);
-      if (wrap) for (const c of this.liveConns()) void c; // nothing was sent to the others yet
       this.failTxn(this.lostInRequest(first.lost));
       return null;
     }
@@ -462,11 +460,11 @@ export class Executor {
     const conns = this.liveConns();
     const home = this.txn?.home ?? this.mainConn();
     const w = await this.parallel(conns, req, conns.includes(home) ? home : conns[0]!);
-    if (w && this.txn === null && w.status === 'T') this.beginFrom(home, req);
+    if (w && this.txn === null && w.status === 'T') this.beginFrom(home);
     return w;
   }
 
-  beginFrom(home: NodeConnection, req: Req, text?: string): void {
+  beginFrom(home: NodeConnection, text?: string): void {
     this.txn = {
       home,
       wrote: false,
@@ -475,13 +473,8 @@ export class Executor {
       startMicros: nowMicros(),
       broken: null,
     };
-    void req;
   }
 
-  /** Raise a node's ErrorResponse fields as the client's error (used by planners). */
-  static nodeErr(nodeId: string, f: Record<string, string>): PgqError {
-    return nodeError(nodeId, f);
-  }
 }
 
 export function describe(r: ExchangeResult): string {

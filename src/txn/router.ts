@@ -66,7 +66,7 @@ export class Router {
       // transaction only draws PostgreSQL's warning or error, from one node.
       const c = this.exec.readConn();
       const r = await this.exec.read(c, req, true);
-      if (r && kind === 'begin' && r.status === 'T') this.exec.beginFrom(r.node, req, text);
+      if (r && kind === 'begin' && r.status === 'T') this.exec.beginFrom(r.node, text);
       return;
     }
     const joined = [...txn.joined].filter((c) => !c.closed);
@@ -258,8 +258,6 @@ export class Router {
         }
         return this.write(s, writeReq);
     }
-    void cls;
-    void text;
   }
 
   isTempName(name: string): boolean {
@@ -411,8 +409,7 @@ export class Router {
       return;
     }
     const wrap = !this.exec.txn && pb.end === 'sync' && !infos.some((i) => i && isTxnControl(i.kind));
-    const w = await this.exec.fanOut(req, wrap);
-    void w;
+    await this.exec.fanOut(req, wrap);
   }
 
 }
