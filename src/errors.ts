@@ -12,6 +12,8 @@ export const SqlState = {
   INVALID_PASSWORD: '28P01',
   INVALID_TRANSACTION_STATE: '25000',
   IN_FAILED_SQL_TRANSACTION: '25P02',
+  /** Also: pgquorum refuses writes while fewer than a quorum of nodes is up. */
+  READ_ONLY_SQL_TRANSACTION: '25006',
   SERIALIZATION_FAILURE: '40001',
   SYNTAX_ERROR: '42601',
   INVALID_PARAMETER_VALUE: '22023',

@@ -6,6 +6,13 @@ import { ClientListener } from './frontend/listener.js';
 import { initParser } from './sql/parser.js';
 import { PgqError, SqlState } from './errors.js';
 import type { CoordinatorContext } from './context.js';
+import { FileStateStore } from './state/file-store.js';
+import { GxidAllocator } from './txn/gtm.js';
+import { TwoPhaseCommit, type InflightTxn } from './txn/commit.js';
+import { Resolver } from './txn/resolver.js';
+
+/** How often the resolver looks for in-doubt transactions (it also runs once at start). */
+const RESOLVE_INTERVAL_MS = 2000;
 
 export interface Coordinator {
   port: number;
@@ -20,7 +27,16 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   );
   await initParser();
   const cluster = new Cluster(config.nodes, log);
-  const ctx: CoordinatorContext = { config, cluster, log, sessions: new Map() };
+  const store = new FileStateStore(config.state.dir);
+  await store.open();
+  const gxids = new GxidAllocator(store, config.coordinator.id);
+  const inflight = new Map<string, InflightTxn>();
+  const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight });
+  const ctx: CoordinatorContext = { config, cluster, log, sessions: new Map(), store, commit, inflight };
+  // In-doubt transactions left by an earlier run are finished before clients come in.
+  const resolver = new Resolver(ctx, store, inflight);
+  await resolver.runOnce();
+  resolver.start(RESOLVE_INTERVAL_MS);
   const listener = new ClientListener(ctx);
   const port = await listener.listen(config.coordinator.port, config.coordinator.host);
   log.info({ port, nodes: config.nodes.map((n) => `${n.id}@${n.host}:${n.port}`) }, 'pgquorum coordinator listening');
@@ -37,6 +53,12 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
         });
         for (const s of [...ctx.sessions.values()]) s.fatal(bye);
         await done;
+        // Let commits in flight reach their end before the store closes (bounded).
+        for (const deadline = Date.now() + 5000; inflight.size > 0 && Date.now() < deadline; ) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await resolver.stop();
+        await store.close();
         log.info('pgquorum coordinator stopped');
       })();
       return closing;

@@ -34,6 +34,7 @@ import { encodeCopyFail, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
 import { vote } from './vote.js';
+import type { CommitOutcome } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
 import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js';
@@ -51,6 +52,8 @@ export interface Req {
   after?(c: NodeConnection, r: ExchangeResult, forwarded: boolean): void;
   /** Short text for logs. */
   text: string;
+  /** A simple-protocol Query holding exactly the statement being routed. */
+  simple?: boolean;
 }
 
 interface Txn {
@@ -63,6 +66,8 @@ interface Txn {
   startMicros: bigint;
   /** Set when the coordinator itself had to abort the transaction (main node lost). */
   broken: PgqError | null;
+  /** The main node did something PostgreSQL cannot PREPARE: it gets a plain COMMIT after the decision. */
+  plainOnMain?: boolean;
 }
 
 interface CopyIn {
@@ -120,6 +125,21 @@ export class Executor {
       });
     }
     return c;
+  }
+
+  /** Writes need a majority of the configured nodes `up` (invariant 2); reads go on without it. */
+  checkWriteQuorum(): void {
+    const cluster = this.ctx.cluster;
+    const up = this.liveConns().length;
+    if (up >= cluster.quorum) return;
+    throw new PgqError(
+      'ERR_NO_QUORUM',
+      `cannot write: only ${up} of ${cluster.configuredCount} nodes are up and ${cluster.quorum} are needed`,
+      {
+        sqlstate: SqlState.READ_ONLY_SQL_TRANSACTION,
+        hint: 'The cluster serves reads only until a majority of its nodes is back.',
+      },
+    );
   }
 
   /** The node a read goes to: the transaction's home, or one chosen by weight and load. */
@@ -272,14 +292,14 @@ export class Executor {
   }
 
   /** Read route: one node, streamed; retried on another node if lost before any byte was forwarded. */
-  async read(c: NodeConnection, req: Req, retry: boolean): Promise<ExchangeResult | null> {
+  async read(c: NodeConnection, req: Req, retry: boolean, wrap = false): Promise<ExchangeResult | null> {
     for (let attempt = 0; ; attempt++) {
       const node = c.node;
       node.inflight++;
       node.reads++;
       let r: ExchangeResult & { forwarded: boolean; copy: CopyIn | null };
       try {
-        r = await this.exchangeOn(c, req, { live: true });
+        r = await this.exchangeOn(c, req, { live: true, wrap });
       } finally {
         node.inflight--;
       }
@@ -377,6 +397,7 @@ export class Executor {
    * replicas first, the main node last).
    */
   async fanOut(req: Req, wrap: boolean): Promise<ExchangeResult | null> {
+    this.checkWriteQuorum();
     const main = this.mainConn();
     wrap = wrap && !this.txn;
     const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true });
@@ -409,9 +430,14 @@ export class Executor {
     const v = vote(results, this.ctx.cluster.quorum);
     const ok = v.winner !== null && v.winner.error === null && v.winner.status !== 'E';
     const participants = results.filter((r) => !r.lost && (v.winner === null || !v.outvoted.includes(r))).map((r) => r.node);
-    if (ok) await this.commitOrdered(participants, main);
-    else await Promise.all(participants.map((c) => c.exchange(Q_ROLLBACK)));
     this.s.status = 'I';
+    if (ok) {
+      const c = await this.commitNodes(participants, null);
+      if (!c.ok) {
+        this.sendError(c.error, true);
+        return null;
+      }
+    } else await Promise.all(participants.map((c) => c.exchange(Q_ROLLBACK)));
     return this.settle(results, req, main, 'I');
   }
 
@@ -430,22 +456,30 @@ export class Executor {
     for (const c of this.liveConns()) if (c.txnStatus !== 'I') this.txn.joined.add(c);
   }
 
-  /** COMMIT on every participant, replicas first and `last` (the main node) at the end. */
-  private async commitOrdered(conns: NodeConnection[], last: NodeConnection, commitMsg: Buffer = Q_COMMIT): Promise<void> {
-    const firsts = conns.filter((c) => c !== last);
-    const rs = await Promise.all(firsts.map((c) => c.exchange(commitMsg)));
-    for (const r of rs) this.checkCommit(r);
-    if (conns.includes(last)) this.checkCommit(await last.exchange(commitMsg));
-  }
-
-  private checkCommit(r: ExchangeResult): void {
-    if (r.lost) this.nodeLost(r.node, r.lost);
-    else if (r.error) this.markDiverged(r.node, `COMMIT failed: ${r.error['C']} ${r.error['M']}`);
+  /**
+   * Commit the open transaction on `conns`: two-phase commit when more than
+   * one node takes part (src/txn/commit.ts), a plain COMMIT otherwise.
+   */
+  async commitNodes(conns: NodeConnection[], plain: NodeConnection | null): Promise<CommitOutcome> {
+    const live = conns.filter((c) => !c.closed);
+    if (live.length > 1) return this.ctx.commit.commit(live, this.s.id, plain && !plain.closed ? plain : null);
+    const only = live[0];
+    if (!only) {
+      return { ok: false, error: this.lostInRequest(new PgqError('ERR_NODE_LOST', 'every node of the transaction was lost', { sqlstate: SqlState.CONNECTION_FAILURE })) };
+    }
+    const r = await only.exchange(Q_COMMIT);
+    if (r.lost) {
+      this.nodeLost(only, r.lost);
+      return { ok: false, error: this.lostInRequest(r.lost) };
+    }
+    if (r.error) return { ok: false, error: new PgqError('ERR_COMMIT_FAILED', r.error['M'] ?? 'COMMIT failed', { sqlstate: r.error['C'] ?? SqlState.INTERNAL_ERROR }) };
+    return { ok: true, gid: '' };
   }
 
   /** Main node only (temporary objects, LISTEN/NOTIFY); joins the transaction there. */
   async mainOnly(req: Req, wrote: boolean): Promise<ExchangeResult | null> {
     const main = this.mainConn();
+    if (this.txn) this.txn.plainOnMain = true; // temporary objects, LISTEN/NOTIFY: PostgreSQL cannot PREPARE these
     const r = await this.read(main, req, false);
     if (r && this.txn && wrote) {
       this.txn.wrote = true;

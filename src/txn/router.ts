@@ -15,9 +15,11 @@ import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
 import { nowMicros, timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
+import { encodeShow, showCommand } from '../admin/show.js';
 import { describe, Executor, isTxnControl, type Req } from './executor.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+const Q_COMMIT = encodeQuery('COMMIT');
 /** Puts a node's transaction into the failed state, as an error PostgreSQL raised itself would. */
 const Q_ABORT = encodeQuery(
   "DO $pgquorum$BEGIN RAISE EXCEPTION 'pgquorum: a statement of this transaction was refused by the coordinator'; END$pgquorum$",
@@ -81,18 +83,31 @@ export class Router {
         const others = joined.filter((c) => c !== home);
         await Promise.all(others.map((c) => c.exchange(Q_ROLLBACK)));
         await this.exec.read(home, req, false);
+      } else if (!txn.wrote) {
+        // Nothing was written: a plain COMMIT on each node, the home node answers.
+        const others = joined.filter((c) => c !== home);
+        await Promise.all(others.map((c) => c.exchange(Q_COMMIT)));
+        await this.exec.read(home, req, false);
       } else {
         const main = this.ctx.cluster.main();
-        const last = joined.find((c) => c.node === main) ?? home;
-        const firsts = joined.filter((c) => c !== last);
-        const rs = await Promise.all(firsts.map((c) => this.exec.exchangeOn(c, req, { buffer: true })));
-        const r = await this.exec.read(last, req, false);
-        for (const x of rs) {
-          if (x.lost) this.exec.nodeLost(x.node, x.lost);
-          else if (r && (x.error ? 'E' : x.tags.join()) !== (r.error ? 'E' : r.tags.join())) {
-            this.exec.markDiverged(x.node, `COMMIT outcome differs from the main node's: ${describe(x)}`);
-          }
+        const plain = txn.plainOnMain ? (joined.find((c) => c.node === main) ?? null) : null;
+        const c = await this.exec.commitNodes(joined, plain);
+        this.exec.txn = null;
+        this.s.status = 'I';
+        if (!c.ok) {
+          this.exec.sendError(c.error, true);
+          return;
         }
+        if (req.simple && /^\s*(commit|end)\s*(transaction|work)?\s*;?\s*$/i.test(text)) {
+          this.s.client.send(encodeCommandComplete('COMMIT'));
+          this.s.client.send(encodeReadyForQuery('I'));
+          return;
+        }
+        // The client's own COMMIT messages (extended protocol, AND CHAIN) answered by a node
+        // in a fresh empty transaction, so every reply is the one PostgreSQL gives.
+        const r = await this.exec.read(this.exec.liveConns()[0] ?? home, req, false, true);
+        if (r && r.status === 'T') this.exec.beginFrom(r.node);
+        return;
       }
       if (this.s.status === 'I') this.exec.txn = null;
       return;
@@ -139,7 +154,7 @@ export class Router {
       return;
     }
     const raw = Buffer.from(frame.raw);
-    const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
+    const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql, simple: true };
     if (this.exec.txn?.broken) return this.brokenTxn(st.length === 1 ? st[0]!.kind : 'write');
     if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, () => this.rewritten(sql, cls, raw));
     if (st.every((s) => s.kind === 'read' && !this.touchesTemp(s))) {
@@ -181,10 +196,17 @@ export class Router {
     }
     switch (s.kind) {
       case 'read':
-      case 'copy_to':
+      case 'copy_to': {
+        const show = req.simple && s.tag === 'SHOW' && s.name ? showCommand(s.name, this.ctx) : null;
+        if (show) {
+          for (const b of encodeShow(show)) this.s.client.send(b);
+          this.s.client.send(encodeReadyForQuery(this.s.status));
+          return;
+        }
         if (this.touchesTemp(s)) await this.exec.mainOnly(req, false);
         else await this.exec.read(this.exec.readConn(), req, true);
         return;
+      }
       case 'declare_cursor': {
         if (s.inner && s.inner.kind !== 'read') {
           // FOR UPDATE, nextval() ...: the cursor exists on every node and every FETCH runs everywhere.

@@ -1,6 +1,7 @@
 // Test harness for the coordinator: runs one in this process over a test
 // cluster, and gives node-postgres clients and psql/pgbench environments
 // that point at it.
+import path from 'node:path';
 import pg from 'pg';
 import { startCoordinator, type Coordinator } from '../../src/main.js';
 import type { Config } from '../../src/config/types.js';
@@ -16,8 +17,15 @@ export interface TestCoordinator {
   stop(): Promise<void>;
 }
 
+let coordinatorSeq = 0;
+
 export async function startTestCoordinator(cluster: TestCluster, edit?: (c: Config) => void): Promise<TestCoordinator> {
   const config: Config = structuredClone(cluster.config);
+  // Coordinators that run at the same time over the same nodes need their own
+  // ids (GIDs carry them) and their own state directories.
+  const n = ++coordinatorSeq;
+  config.coordinator.id = `t${n}`;
+  config.state.dir = path.join(cluster.dir, `state-t${n}`);
   edit?.(config);
   const coordinator = await startCoordinator(config);
   const clients: pg.Client[] = [];

@@ -221,3 +221,19 @@ test('SQL-level PREPARE/EXECUTE with now(): every node stores the same time, fre
   await c.query('DEALLOCATE ins_now');
   await sameOnAllNodes();
 });
+
+test('SHOW pgquorum.nodes and SHOW pgquorum.transactions are answered by the coordinator', async () => {
+  const c = await coord.client();
+  const r = await c.query('SHOW pgquorum.nodes');
+  assert.deepEqual(
+    r.rows.map((x) => [x.id, x.state, x.role]),
+    [
+      ['n1', 'up', 'main'],
+      ['n2', 'up', 'replica'],
+      ['n3', 'up', 'replica'],
+    ],
+  );
+  assert.ok(r.rows.every((x) => Number(x.writes) > 0));
+  const t = await c.query('SHOW pgquorum.transactions');
+  assert.deepEqual(t.fields.map((f) => f.name), ['gxid', 'gid', 'session', 'phase', 'started_at', 'nodes']);
+});

@@ -1,0 +1,172 @@
+// Two-phase commit of one transaction over the nodes that took part in it
+// (DESIGN.md "The write path" step 4, invariants 1-4). Presumed abort: a
+// prepared transaction without a recorded commit decision is rolled back.
+//
+// What happens if the coordinator dies at each step (the resolver,
+// src/txn/resolver.ts, finishes the work on the next start, within seconds):
+//   1. before PREPARE      nothing is prepared; the nodes roll back the open
+//                          transactions when the connections drop.
+//   2. during/after the    some or all nodes hold the prepared transaction;
+//      PREPAREs            no decision is recorded -> ROLLBACK PREPARED.
+//   3. after the decision  the commit record is durable (fsync) -> the
+//      is recorded         resolver runs COMMIT PREPARED wherever it remains.
+//   4. during the COMMIT   as 3: nodes that have not committed yet are
+//      PREPAREDs           committed by the resolver.
+// The client is answered only after step 4 finished on every `up` node; a
+// node that failed a step is made not-`up` in the cluster first (invariant 1).
+import type { Logger } from 'pino';
+import { PgqError, SqlState } from '../errors.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
+import { encodeQuery } from '../protocol/frontend.js';
+import type { StateStore } from '../state/store.js';
+import type { GxidAllocator } from './gtm.js';
+import { failpoint } from './failpoints.js';
+
+export type CommitPhase = 'preparing' | 'deciding' | 'committing' | 'aborting';
+
+export interface InflightTxn {
+  gid: string;
+  gxid: bigint;
+  session: number;
+  phase: CommitPhase;
+  startedAt: Date;
+  nodes: string[];
+}
+
+export interface CommitDeps {
+  cluster: Cluster;
+  store: StateStore;
+  gxids: GxidAllocator;
+  log: Logger;
+  /** Transactions between PREPARE and the end of COMMIT/ROLLBACK PREPARED; the resolver leaves them alone. */
+  inflight: Map<string, InflightTxn>;
+}
+
+export type CommitOutcome = { ok: true; gid: string } | { ok: false; error: PgqError };
+
+/** Quote a GID as an SQL literal (GIDs are ours: letters, digits, '_'). */
+function lit(gid: string): string {
+  return `'${gid}'`;
+}
+
+export class TwoPhaseCommit {
+  private readonly d: CommitDeps;
+
+  constructor(deps: CommitDeps) {
+    this.d = deps;
+  }
+
+  /**
+   * Commit the open transaction on `conns` (all in a transaction block).
+   * `plain` is a node that did something PostgreSQL cannot prepare
+   * (temporary objects, LISTEN/NOTIFY: always the main node): it gets a plain
+   * COMMIT after the decision is recorded.
+   */
+  async commit(conns: NodeConnection[], session: number, plain: NodeConnection | null): Promise<CommitOutcome> {
+    const { cluster, store, gxids, log, inflight } = this.d;
+    const gxid = await gxids.next();
+    const gid = gxids.gid(gxid);
+    const preparable = conns.filter((c) => c !== plain);
+    const entry: InflightTxn = {
+      gid,
+      gxid,
+      session,
+      phase: 'preparing',
+      startedAt: new Date(),
+      nodes: conns.map((c) => c.node.id),
+    };
+    inflight.set(gid, entry);
+    try {
+      failpoint('before-prepare');
+      // Phase 1: PREPARE TRANSACTION everywhere, in parallel.
+      const prepareMsg = encodeQuery(`PREPARE TRANSACTION ${lit(gid)}`);
+      let firstDone = false;
+      const results = await Promise.all(
+        preparable.map(async (c) => {
+          const r = await c.exchange(prepareMsg);
+          if (!firstDone) {
+            firstDone = true;
+            failpoint('after-some-prepares');
+          }
+          return r;
+        }),
+      );
+      failpoint('after-all-prepares');
+      // PREPARE of a failed transaction answers ROLLBACK (tag) without an error.
+      const prepared = results.filter((r) => !r.lost && !r.error && r.tags[0] === 'PREPARE TRANSACTION');
+      const failed = results.filter((r) => !prepared.includes(r));
+      const votes = prepared.length + (plain && !plain.closed ? 1 : 0);
+      if (votes < cluster.quorum || (failed.length > 0 && prepared.length === 0)) {
+        entry.phase = 'aborting';
+        await Promise.all([
+          ...prepared.map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))),
+          ...(plain && !plain.closed ? [plain.exchange(encodeQuery('ROLLBACK'))] : []),
+        ]);
+        for (const r of failed) if (r.lost) this.eject(r, 'down', 'lost during PREPARE TRANSACTION');
+        return { ok: false, error: this.prepareFailure(failed, votes) };
+      }
+      // Enough votes: nodes that could not prepare leave service before the client hears anything.
+      for (const r of failed) this.eject(r, r.lost ? 'down' : 'diverged', `PREPARE TRANSACTION failed: ${why(r)}`);
+      // The decision, durable before any COMMIT PREPARED.
+      entry.phase = 'deciding';
+      await store.recordCommit(gid);
+      failpoint('after-decision');
+      // Phase 2: COMMIT PREPARED everywhere (and the plain COMMIT), in parallel.
+      entry.phase = 'committing';
+      const commitMsg = encodeQuery(`COMMIT PREPARED ${lit(gid)}`);
+      let firstCommit = false;
+      const done = await Promise.all([
+        ...prepared.map(async (r) => {
+          const x = await r.node.exchange(commitMsg);
+          if (!firstCommit) {
+            firstCommit = true;
+            failpoint('after-some-commits');
+          }
+          return x;
+        }),
+        ...(plain && !plain.closed ? [plain.exchange(encodeQuery('COMMIT'))] : []),
+      ]);
+      let all = true;
+      for (const x of done) {
+        if (!x.lost && !x.error) continue;
+        all = false;
+        // The decision stands; the resolver commits it when the node is back.
+        this.eject(x, x.lost ? 'down' : 'diverged', `COMMIT PREPARED failed: ${why(x)}`);
+      }
+      if (all) store.forgetCommits([gid]);
+      else log.warn({ gid }, 'transaction committed, but not on every node; the resolver will finish it');
+      return { ok: true, gid };
+    } finally {
+      inflight.delete(gid);
+    }
+  }
+
+  private eject(r: ExchangeResult, to: 'down' | 'diverged', reason: string): void {
+    const node = r.node.node;
+    if (node.state === 'up') this.d.cluster.setState(node, to, reason);
+  }
+
+  private prepareFailure(failed: ExchangeResult[], votes: number): PgqError {
+    const err = failed.find((r) => r.error)?.error;
+    if (err && failed.every((r) => r.error?.['C'] === err['C'])) {
+      // Every node refused the same way (e.g. a serialization failure): PostgreSQL's own error.
+      return new PgqError('ERR_PREPARE_FAILED', err['M'] ?? 'PREPARE TRANSACTION failed', {
+        sqlstate: err['C'] ?? SqlState.SERIALIZATION_FAILURE,
+        detail: err['D'],
+        hint: err['H'],
+      });
+    }
+    return new PgqError(
+      'ERR_NO_COMMIT_QUORUM',
+      `the transaction was rolled back: only ${votes} of ${this.d.cluster.configuredCount} nodes could prepare it, ${this.d.cluster.quorum} are needed`,
+      { sqlstate: SqlState.SERIALIZATION_FAILURE, hint: 'Retry the transaction.' },
+    );
+  }
+}
+
+function why(r: ExchangeResult): string {
+  if (r.lost) return r.lost.message;
+  if (r.error) return `${r.error['C']} ${r.error['M']}`;
+  return `unexpected reply ${r.tags.join(', ') || '(none)'}`;
+}
