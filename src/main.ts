@@ -27,6 +27,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   );
   await initParser();
   const cluster = new Cluster(config.nodes, log);
+  cluster.writeQuorum = config.write_quorum;
   const store = new FileStateStore(config.state.dir);
   await store.open();
   const gxids = new GxidAllocator(store, config.coordinator.id);

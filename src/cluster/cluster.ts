@@ -67,9 +67,13 @@ export class Cluster extends EventEmitter {
     return this.nodes.filter((n) => n.state !== 'removed').length;
   }
 
-  /** Votes needed for a majority of the configured nodes. */
+  /** `write_quorum` from the config; null = a majority. */
+  writeQuorum: number | null = null;
+
+  /** Votes a write needs: write_quorum, or a majority of the configured nodes. */
   get quorum(): number {
-    return Math.floor(this.configuredCount / 2) + 1;
+    const majority = Math.floor(this.configuredCount / 2) + 1;
+    return this.writeQuorum === null ? majority : Math.max(majority, Math.min(this.writeQuorum, this.configuredCount));
   }
 
   upNodes(): ClusterNode[] {

@@ -75,10 +75,18 @@ export function validateConfig(raw: unknown, file?: string): Config {
   refuseUnknown(s, 'state', ['dir']);
   const state = { dir: path.resolve(baseDir, str(s.dir ?? DEFAULTS.state.dir, 'state.dir')) };
 
-  return { path: cfgPath, coordinator, nodes, users, hba, backend, log, state };
+  // write_quorum: null = a majority of the configured nodes. Less than a
+  // majority would let two halves of a split cluster both accept writes.
+  const majority = Math.floor(nodes.length / 2) + 1;
+  let write_quorum: number | null = null;
+  if (root.write_quorum !== undefined && root.write_quorum !== null) {
+    write_quorum = int(root.write_quorum, 'write_quorum', majority, nodes.length);
+  }
+
+  return { path: cfgPath, coordinator, nodes, users, hba, backend, log, state, write_quorum };
 }
 
-const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'log', 'state'];
+const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'log', 'state', 'write_quorum'];
 
 function validateCoordinator(v: unknown, baseDir: string): Config['coordinator'] {
   const c = optObject(v, 'coordinator');

@@ -59,6 +59,12 @@ export interface Config {
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   };
+  /**
+   * Nodes that must prepare a write for it to commit, and that must be `up`
+   * for writes to be accepted. null = a majority of the configured nodes
+   * (the only values allowed are from that majority up to all nodes).
+   */
+  write_quorum: number | null;
   /** Where the embedded state store keeps its file. */
   state: {
     dir: string;

@@ -23,7 +23,25 @@ import type { StateStore } from '../state/store.js';
 import type { GxidAllocator } from './gtm.js';
 import { failpoint } from './failpoints.js';
 
-export type CommitPhase = 'preparing' | 'deciding' | 'committing' | 'aborting';
+export type CommitPhase = 'preparing' | 'deciding' | 'committing' | 'aborting' | 'committed' | 'aborted';
+
+/** Legal moves of a transaction through two-phase commit. */
+const NEXT: Record<CommitPhase, readonly CommitPhase[]> = {
+  preparing: ['deciding', 'aborting'],
+  deciding: ['committing'],
+  committing: ['committed'],
+  aborting: ['aborted'],
+  committed: [],
+  aborted: [],
+};
+
+/** Move `t` to phase `to`; an illegal move is a bug and throws. */
+export function advance(t: { gid: string; phase: CommitPhase }, to: CommitPhase): void {
+  if (!NEXT[t.phase].includes(to)) {
+    throw new PgqError('ERR_ILLEGAL_COMMIT_PHASE', `transaction ${t.gid}: illegal two-phase commit step ${t.phase} -> ${to}`);
+  }
+  t.phase = to;
+}
 
 export interface InflightTxn {
   gid: string;
@@ -98,22 +116,24 @@ export class TwoPhaseCommit {
       const failed = results.filter((r) => !prepared.includes(r));
       const votes = prepared.length + (plain && !plain.closed ? 1 : 0);
       if (votes < cluster.quorum || (failed.length > 0 && prepared.length === 0)) {
-        entry.phase = 'aborting';
+        advance(entry, 'aborting');
         await Promise.all([
           ...prepared.map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))),
           ...(plain && !plain.closed ? [plain.exchange(encodeQuery('ROLLBACK'))] : []),
         ]);
         for (const r of failed) if (r.lost) this.eject(r, 'down', 'lost during PREPARE TRANSACTION');
+        advance(entry, 'aborted');
+        log.debug({ gid, session }, 'transaction rolled back');
         return { ok: false, error: this.prepareFailure(failed, votes) };
       }
       // Enough votes: nodes that could not prepare leave service before the client hears anything.
       for (const r of failed) this.eject(r, r.lost ? 'down' : 'diverged', `PREPARE TRANSACTION failed: ${why(r)}`);
       // The decision, durable before any COMMIT PREPARED.
-      entry.phase = 'deciding';
+      advance(entry, 'deciding');
       await store.recordCommit(gid);
       failpoint('after-decision');
       // Phase 2: COMMIT PREPARED everywhere (and the plain COMMIT), in parallel.
-      entry.phase = 'committing';
+      advance(entry, 'committing');
       const commitMsg = encodeQuery(`COMMIT PREPARED ${lit(gid)}`);
       let firstCommit = false;
       const done = await Promise.all([
@@ -134,6 +154,8 @@ export class TwoPhaseCommit {
         // The decision stands; the resolver commits it when the node is back.
         this.eject(x, x.lost ? 'down' : 'diverged', `COMMIT PREPARED failed: ${why(x)}`);
       }
+      advance(entry, 'committed');
+      log.debug({ gid, session }, 'transaction committed');
       if (all) store.forgetCommits([gid]);
       else log.warn({ gid }, 'transaction committed, but not on every node; the resolver will finish it');
       return { ok: true, gid };

@@ -191,3 +191,16 @@ test('log level and backend timeout', () => {
   refuses(edit((c) => (c.backend = { connect_timeout: 99999 })), 'backend.connect_timeout', /at most 3600/);
   refuses(edit((c) => (c.state = { dir: '' })), 'state.dir', /must not be empty/);
 });
+
+test('write_quorum: default null (majority); below a majority or above the node count is refused', () => {
+  assert.equal(validateConfig(minimal()).write_quorum, null);
+  const three = (q: unknown) => edit((c) => {
+    c.nodes = [{ port: 5433 }, { port: 5434 }, { port: 5435 }];
+    c.write_quorum = q;
+  });
+  assert.equal(validateConfig(three(3)).write_quorum, 3);
+  assert.equal(validateConfig(three(2)).write_quorum, 2);
+  refuses(three(1), 'write_quorum');
+  refuses(three(4), 'write_quorum');
+  refuses(three('2'), 'write_quorum');
+});

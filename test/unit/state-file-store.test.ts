@@ -160,6 +160,7 @@ test('group commit: 1000 concurrent recordCommit calls share a few fsyncs', asyn
 test('compaction drops forgotten decisions and keeps every live one', async () => {
   const dir = await tmpDir();
   const s = await opened(dir);
+  await s.leaseGxidRange('c1', 20_002);
   const gids = Array.from({ length: 12_000 }, (_, i) => `pgq_c1_${i + 1}`);
   for (let i = 0; i < gids.length; i += 2000) await Promise.all(gids.slice(i, i + 2000).map((g) => s.recordCommit(g)));
   const live = new Set(gids.filter((_, i) => i % 12 === 0)); // 1000 stay
