@@ -133,6 +133,7 @@ test('SIGKILL at random moments: no gxid handed out twice, no acknowledged decis
     }
   } finally {
     await fs.rm(script, { force: true });
+    await fs.rm(dir, { recursive: true, force: true });
   }
   t.diagnostic(`20 kills: ${handedOut} ids handed out, ${recorded} decisions acknowledged, ${mustHave.size} still live; ${compactionsSeen} rounds compacted; repairs on reopen: ${repairs.length} (${[...new Set(repairs.map((w) => w.replace(/\.tmp-\S*/, '.tmp-*')))].join('; ')})`);
   assert.ok(handedOut > 100, 'the child did some work');
