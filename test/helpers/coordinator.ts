@@ -2,10 +2,11 @@
 // cluster, and gives node-postgres clients and psql/pgbench environments
 // that point at it.
 import path from 'node:path';
+import { before, after } from 'node:test';
 import pg from 'pg';
 import { startCoordinator, type Coordinator } from '../../src/main.js';
 import type { Config } from '../../src/config/types.js';
-import type { TestCluster } from './cluster.js';
+import { startTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
 
 export interface TestCoordinator {
   coordinator: Coordinator;
@@ -81,4 +82,25 @@ export async function tableChecksums(cluster: TestCluster, node: number): Promis
     out[t] = `${rows[0]!.n}:${rows[0]!.h ?? ''}`;
   }
   return out;
+}
+
+/**
+ * The usual fixture of a test file: a cluster of real nodes and an in-process
+ * coordinator over it, started in before() and stopped in after(). Read
+ * `.cluster` and `.coord` inside tests.
+ */
+export function useClusterWithCoordinator(
+  opts: TestClusterOptions & { edit?: (c: Config) => void; setup?: () => Promise<void> } = {},
+): { readonly cluster: TestCluster; readonly coord: TestCoordinator } {
+  const f = {} as { cluster: TestCluster; coord: TestCoordinator };
+  before(async () => {
+    f.cluster = await startTestCluster(opts);
+    f.coord = await startTestCoordinator(f.cluster, opts.edit);
+    await opts.setup?.(); // root-level before() hooks of the test file do not wait for this one
+  });
+  after(async () => {
+    await f.coord?.stop();
+    await f.cluster?.stop();
+  });
+  return f;
 }

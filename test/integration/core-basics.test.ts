@@ -1,34 +1,23 @@
 // Basic coordinator behaviour against 3 real nodes: simple and extended
 // queries, writes reaching every node, transactions, savepoints, errors,
 // session state, temp tables, COPY both ways, cancel, LISTEN/NOTIFY.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestCoordinator, tableChecksums, type TestCoordinator } from '../helpers/coordinator.js';
+import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
-let cluster: TestCluster;
-let coord: TestCoordinator;
-
-before(async () => {
-  cluster = await startTestCluster({ nodes: 3 });
-  coord = await startTestCoordinator(cluster);
-});
-after(async () => {
-  await coord?.stop();
-  await cluster?.stop();
-});
+const fx = useClusterWithCoordinator({ nodes: 3 });
 
 async function sameOnAllNodes(): Promise<void> {
-  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(cluster, i)));
+  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(fx.cluster, i)));
   assert.deepEqual(sums[1], sums[0]);
   assert.deepEqual(sums[2], sums[0]);
 }
 
 test('writes reach every node, reads work, row counts come back', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE t (id int PRIMARY KEY, v text)');
   const ins = await c.query("INSERT INTO t (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')");
   assert.equal(ins.rowCount, 3);
@@ -40,12 +29,12 @@ test('writes reach every node, reads work, row counts come back', async () => {
     { id: 2, v: 'bx' },
     { id: 3, v: 'cx' },
   ]);
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT string_agg(v, \',\' ORDER BY id) FROM t'), 'a,bx,cx');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT string_agg(v, \',\' ORDER BY id) FROM t'), 'a,bx,cx');
   await sameOnAllNodes();
 });
 
 test('now() and CURRENT_TIMESTAMP give every node the same value', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE times (id serial PRIMARY KEY, a timestamptz, b timestamptz, d date)');
   await c.query('INSERT INTO times (a, b, d) VALUES (now(), CURRENT_TIMESTAMP, CURRENT_DATE)');
   await c.query('INSERT INTO times (a, b, d) VALUES ($1, now(), CURRENT_DATE)', [new Date()]);
@@ -59,7 +48,7 @@ test('now() and CURRENT_TIMESTAMP give every node the same value', async () => {
 });
 
 test('transactions, savepoints and errors leave every node the same', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL CHECK (bal >= 0))');
   await c.query('INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g');
   await c.query('BEGIN');
@@ -81,7 +70,7 @@ test('transactions, savepoints and errors leave every node the same', async () =
 });
 
 test('read-only transaction and reads inside a write transaction', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE rw (id int PRIMARY KEY)');
   await c.query('BEGIN READ ONLY');
   await c.query('SELECT count(*) FROM rw');
@@ -96,7 +85,7 @@ test('read-only transaction and reads inside a write transaction', async () => {
 });
 
 test('multi-statement simple queries', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   const res = (await c.query('CREATE TABLE ms (a int); INSERT INTO ms VALUES (1); INSERT INTO ms VALUES (2); SELECT sum(a)::int AS s FROM ms')) as unknown as Array<{ rows: unknown[] }>;
   assert.deepEqual(res[3]!.rows, [{ s: 3 }]);
   await assert.rejects(c.query('INSERT INTO ms VALUES (3); SELECT 1/0; INSERT INTO ms VALUES (4)'), (e: { code?: string }) => e.code === '22012');
@@ -107,7 +96,7 @@ test('multi-statement simple queries', async () => {
 });
 
 test('SET reaches every node connection; ParameterStatus once', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query("SET application_name = 'pgq-test'");
   await c.query("SET TimeZone = 'Asia/Tokyo'");
   for (let i = 0; i < 12; i++) {
@@ -122,7 +111,7 @@ test('SET reaches every node connection; ParameterStatus once', async () => {
 });
 
 test('temporary tables live on the main node and the session reads them there', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TEMP TABLE tmp1 (a int)');
   await c.query('INSERT INTO tmp1 VALUES (1), (2)');
   for (let i = 0; i < 6; i++) assert.equal((await c.query('SELECT count(*)::int AS n FROM tmp1')).rows[0].n, 2);
@@ -130,7 +119,7 @@ test('temporary tables live on the main node and the session reads them there', 
 });
 
 test('prepared statements (named) and portals with row limits', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE pp (id int PRIMARY KEY, v text)');
   for (let i = 0; i < 20; i++) await c.query({ name: 'ins', text: 'INSERT INTO pp VALUES ($1, $2)', values: [i, `v${i}`] });
   for (let i = 0; i < 10; i++) {
@@ -141,7 +130,7 @@ test('prepared statements (named) and portals with row limits', async () => {
 });
 
 test('COPY FROM STDIN reaches every node; COPY TO STDOUT reads it back', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE cp (id int, v text)');
   const lines: string[] = [];
   for (let i = 0; i < 5000; i++) lines.push(`${i}\tvalue ${i}\n`);
@@ -155,17 +144,17 @@ test('COPY FROM STDIN reaches every node; COPY TO STDOUT reads it back', async (
 });
 
 test('cancel stops a pg_sleep on the node; the session goes on', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   const t0 = Date.now();
   const p = c.query('SELECT pg_sleep(30)');
   await new Promise((r) => setTimeout(r, 500));
-  const killer = await coord.client();
+  const killer = await fx.coord.client();
   await killer.query('SELECT 1');
   // node-postgres sends a CancelRequest with the BackendKeyData it received.
   const pgc = c as unknown as { processID: number; secretKey: number };
   await new Promise<void>((resolve, reject) => {
     const net = require_net();
-    const s = net.connect(coord.port, '127.0.0.1', () => {
+    const s = net.connect(fx.coord.port, '127.0.0.1', () => {
       const b = Buffer.alloc(16);
       b.writeInt32BE(16, 0);
       b.writeInt32BE(80877102, 4);
@@ -182,8 +171,8 @@ test('cancel stops a pg_sleep on the node; the session goes on', async () => {
 });
 
 test('LISTEN/NOTIFY through the main node', async () => {
-  const a = await coord.client();
-  const b = await coord.client();
+  const a = await fx.coord.client();
+  const b = await fx.coord.client();
   await a.query('LISTEN chan1');
   const got = new Promise<string>((resolve) => a.on('notification', (n) => resolve(n.payload ?? '')));
   await b.query("NOTIFY chan1, 'hello'");
@@ -196,7 +185,7 @@ function require_net(): typeof netMod {
 }
 
 test('a statement the coordinator refuses inside a transaction aborts it like any error', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE refused (id int PRIMARY KEY)');
   await c.query('CREATE TEMP TABLE refused_src AS SELECT 1 AS id');
   await c.query('BEGIN');
@@ -206,11 +195,11 @@ test('a statement the coordinator refuses inside a transaction aborts it like an
   const r = await c.query('COMMIT');
   assert.equal(r.command, 'ROLLBACK');
   assert.equal((await c.query('SELECT count(*)::int AS n FROM refused')).rows[0].n, 0);
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM refused'), '0');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM refused'), '0');
 });
 
 test('SQL-level PREPARE/EXECUTE with now(): every node stores the same time, fresh at each EXECUTE', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE pe (id int PRIMARY KEY, at timestamptz)');
   await c.query('PREPARE ins_now (int) AS INSERT INTO pe VALUES ($1, now())');
   await c.query('EXECUTE ins_now(1)');
@@ -223,7 +212,7 @@ test('SQL-level PREPARE/EXECUTE with now(): every node stores the same time, fre
 });
 
 test('SHOW pgquorum.nodes and SHOW pgquorum.transactions are answered by the coordinator', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   const r = await c.query('SHOW pgquorum.nodes');
   assert.deepEqual(
     r.rows.map((x) => [x.id, x.state, x.role]),

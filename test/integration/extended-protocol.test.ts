@@ -2,29 +2,24 @@
 // batches, portal suspension with row limits (Sync and Flush), Close and
 // re-Parse of a name on every node, errors in the middle of a pipeline, and
 // writes whose time values the coordinator fills in as extra parameters.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestCoordinator, tableChecksums, type TestCoordinator } from '../helpers/coordinator.js';
+import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { RawClient, query, type Msg } from '../helpers/raw-client.js';
 import { encodeBind, encodeClose, encodeDescribe, encodeExecute, encodeParse, FLUSH, SYNC } from '../../src/protocol/frontend.js';
 import { decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeParameterDescription } from '../../src/protocol/backend.js';
 
-let cluster: TestCluster;
-let coord: TestCoordinator;
 let r: RawClient;
-
-before(async () => {
-  cluster = await startTestCluster({ nodes: 3 });
-  coord = await startTestCoordinator(cluster);
-  r = await RawClient.connect(coord.port);
-  await r.login('postgres', cluster.password);
-  await simple('CREATE TABLE ext (id int PRIMARY KEY, v text, at timestamptz)');
+const fx = useClusterWithCoordinator({
+  nodes: 3,
+  setup: async () => {
+    r = await RawClient.connect(fx.coord.port);
+    await r.login('postgres', fx.cluster.password);
+    await simple('CREATE TABLE ext (id int PRIMARY KEY, v text, at timestamptz)');
+  },
 });
-after(async () => {
+after(() => {
   r?.destroy();
-  await coord?.stop();
-  await cluster?.stop();
 });
 
 async function simple(sql: string): Promise<Msg[]> {
@@ -54,7 +49,7 @@ test('a pipeline of several statements before one Sync', async () => {
   const ms = await r.until('Z');
   assert.equal(types(ms), '12C2C12DDCZ');
   assert.deepEqual(rows(ms), ['one', 'two']);
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM ext'), '2');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM ext'), '2');
 });
 
 test('portal suspension with row limits, across Syncs inside a transaction', async () => {
@@ -146,8 +141,8 @@ test('a prepared write with now(): the added parameter is hidden from Describe a
     await r.write(Buffer.concat([bind('', 'ins_at', [String(i), `v${i}`]), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
     assert.deepEqual(tags(await r.until('Z')), ['INSERT 0 1']);
   }
-  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(cluster, i)));
+  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(fx.cluster, i)));
   assert.deepEqual(sums[1], sums[0]);
   assert.deepEqual(sums[2], sums[0]);
-  assert.equal(cluster.psqlNode(0, 'SELECT count(DISTINCT at) > 1 FROM ext WHERE id >= 10'), 't', 'fresh time at each execution');
+  assert.equal(fx.cluster.psqlNode(0, 'SELECT count(DISTINCT at) > 1 FROM ext WHERE id >= 10'), 't', 'fresh time at each execution');
 });

@@ -1,31 +1,24 @@
 // Transactions PostgreSQL cannot prepare (docs/two-phase-commit.md): the
 // documented rule for each, checked on the nodes.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { useClusterWithCoordinator } from '../helpers/coordinator.js';
 
-let cluster: TestCluster;
-let coord: TestCoordinator;
-
-before(async () => {
-  cluster = await startTestCluster({ nodes: 3 });
-  coord = await startTestCoordinator(cluster);
-  const c = await coord.client();
-  await c.query('CREATE TABLE np (id int PRIMARY KEY, v text)');
-});
-after(async () => {
-  await coord?.stop();
-  await cluster?.stop();
+const fx = useClusterWithCoordinator({
+  nodes: 3,
+  setup: async () => {
+    const c = await fx.coord.client();
+    await c.query('CREATE TABLE np (id int PRIMARY KEY, v text)');
+  },
 });
 
 const code = (want: string) => (e: { code?: string }) => e.code === want;
 function onEveryNode(sql: string, want: string): void {
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, sql), want, `node ${i + 1}: ${sql}`);
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, sql), want, `node ${i + 1}: ${sql}`);
 }
 
 test('a transaction that used a temporary table: replicated writes commit everywhere, the main node commits plainly', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('BEGIN');
   await c.query('CREATE TEMP TABLE scratch (id int)');
   await c.query('INSERT INTO scratch VALUES (1), (2)');
@@ -37,13 +30,13 @@ test('a transaction that used a temporary table: replicated writes commit everyw
 });
 
 test('NOTIFY and LISTEN inside a writing transaction: commit works and the notification arrives after it', async () => {
-  const listener = await coord.client();
+  const listener = await fx.coord.client();
   const got = new Promise<string>((resolve) => listener.on('notification', (n) => resolve(n.payload ?? '')));
   await listener.query('BEGIN');
   await listener.query('LISTEN np_chan');
   await listener.query("INSERT INTO np VALUES (2, 'listen')");
   await listener.query('COMMIT');
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('BEGIN');
   await c.query("INSERT INTO np VALUES (3, 'notify')");
   await c.query("NOTIFY np_chan, 'after commit'");
@@ -54,7 +47,7 @@ test('NOTIFY and LISTEN inside a writing transaction: commit works and the notif
 });
 
 test('statements that cannot run in a transaction block: outside one they reach every node, inside one PostgreSQL refuses', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE DATABASE np_db');
   onEveryNode("SELECT count(*) FROM pg_database WHERE datname = 'np_db'", '1');
   await c.query('VACUUM np');
@@ -71,7 +64,7 @@ test('statements that cannot run in a transaction block: outside one they reach 
 });
 
 test('PREPARE TRANSACTION and COMMIT PREPARED from a client are refused with 0A000', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('BEGIN');
   await c.query("INSERT INTO np VALUES (4, 'x')");
   await assert.rejects(c.query("PREPARE TRANSACTION 'mine'"), code('0A000'));

@@ -2,29 +2,18 @@
 // simple, extended and prepared protocols with 16 clients; afterwards every
 // table is identical on all nodes and pgbench's balance sums agree on each.
 // Then select-only: the nodes' own statistics show the reads spread.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestCoordinator, tableChecksums, type TestCoordinator } from '../helpers/coordinator.js';
+import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
 const run = promisify(execFile);
-let cluster: TestCluster;
-let coord: TestCoordinator;
+const fx = useClusterWithCoordinator({ nodes: 3 });
 const DURATION = process.env.PGQUORUM_PGBENCH_SECONDS ?? '20';
 
-before(async () => {
-  cluster = await startTestCluster({ nodes: 3 });
-  coord = await startTestCoordinator(cluster);
-});
-after(async () => {
-  await coord?.stop();
-  await cluster?.stop();
-});
-
 async function pgbench(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run('pgbench', args, { env: coord.env(), maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
+  return run('pgbench', args, { env: fx.coord.env(), maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
 }
 
 function processed(out: string): number {
@@ -39,12 +28,12 @@ function failedCount(out: string): number {
 }
 
 async function checkConsistent(): Promise<void> {
-  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(cluster, i)));
+  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(fx.cluster, i)));
   assert.ok(Object.keys(sums[0]!).includes('public.pgbench_accounts'));
   assert.deepEqual(sums[1], sums[0], 'node 2 differs from node 1');
   assert.deepEqual(sums[2], sums[0], 'node 3 differs from node 1');
   for (const i of [0, 1, 2]) {
-    const r = cluster.psqlNode(
+    const r = fx.cluster.psqlNode(
       i,
       `SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(bbalance) FROM pgbench_branches),
               (SELECT sum(tbalance) FROM pgbench_tellers), (SELECT coalesce(sum(delta), 0) FROM pgbench_history)`,
@@ -54,14 +43,14 @@ async function checkConsistent(): Promise<void> {
     assert.equal(b, t, `node ${i + 1}: sum(bbalance) != sum(tbalance): ${r}`);
     assert.equal(t, h, `node ${i + 1}: sum(tbalance) != sum(delta): ${r}`);
   }
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
 }
 
 test('pgbench -i -s 2 through pgquorum', async () => {
   const out = await pgbench(['-i', '-s', '2', '-q']);
   assert.match(out.stderr, /done/);
   await checkConsistent();
-  for (const i of [0, 1, 2]) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM pgbench_accounts'), '200000');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM pgbench_accounts'), '200000');
 });
 
 let history = 0;
@@ -73,18 +62,18 @@ for (const mode of ['simple', 'extended', 'prepared']) {
     assert.equal(failedCount(out.stdout), 0);
     history += n;
     await checkConsistent();
-    assert.equal(cluster.psqlNode(0, 'SELECT count(*) FROM pgbench_history'), String(history));
+    assert.equal(fx.cluster.psqlNode(0, 'SELECT count(*) FROM pgbench_history'), String(history));
     console.log(`# TPC-B -M ${mode}: ${n} transactions; ${/tps = [\d.]+/.exec(out.stdout)?.[0]}`);
   });
 }
 
 test('select-only reads are spread over the 3 nodes (25%..42% each, from pg_stat_statements)', async () => {
-  await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: coord.env() });
-  for (const i of [0, 1, 2]) cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
+  await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: fx.coord.env() });
+  for (const i of [0, 1, 2]) fx.cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
   await pgbench(['-n', '-S', '-c', '8', '-j', '2', '-T', '8', '-M', 'prepared']);
   const counts = [0, 1, 2].map((i) =>
     Number(
-      cluster.psqlNode(i, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'"),
+      fx.cluster.psqlNode(i, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'"),
     ),
   );
   const total = counts.reduce((a, b) => a + b, 0);

@@ -2,33 +2,22 @@
 // (documented in docs/two-phase-commit.md) while reads go on, and nothing
 // hangs; a transaction that wrote on every node commits with two-phase
 // commit and leaves no prepared transaction behind.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { livePostmaster } from '../../src/devcluster/index.js';
 
-let cluster: TestCluster;
-let coord: TestCoordinator;
-
-before(async () => {
-  cluster = await startTestCluster({ nodes: 3 });
-  coord = await startTestCoordinator(cluster);
-});
-after(async () => {
-  await coord?.stop();
-  await cluster?.stop();
-});
+const fx = useClusterWithCoordinator({ nodes: 3 });
 
 async function stopNode(i: number): Promise<void> {
-  const pid = livePostmaster(cluster.nodes[i]!.dataDir);
+  const pid = livePostmaster(fx.cluster.nodes[i]!.dataDir);
   assert.ok(pid, `node ${i + 1} runs`);
   process.kill(pid, 'SIGINT');
-  for (let t = 0; t < 200 && livePostmaster(cluster.nodes[i]!.dataDir); t++) await new Promise((r) => setTimeout(r, 50));
+  for (let t = 0; t < 200 && livePostmaster(fx.cluster.nodes[i]!.dataDir); t++) await new Promise((r) => setTimeout(r, 50));
 }
 
 test('two-phase commit: explicit and autocommit writes leave no prepared transaction', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await c.query('CREATE TABLE q (id int PRIMARY KEY)');
   await c.query('BEGIN');
   await c.query('INSERT INTO q VALUES (1)');
@@ -37,8 +26,8 @@ test('two-phase commit: explicit and autocommit writes leave no prepared transac
   assert.equal(r.command, 'COMMIT');
   await c.query('INSERT INTO q VALUES (3)');
   for (const i of [0, 1, 2]) {
-    assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM q'), '3');
-    assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
+    assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM q'), '3');
+    assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
   }
   // A failed transaction's COMMIT still answers ROLLBACK.
   await c.query('BEGIN');
@@ -47,7 +36,7 @@ test('two-phase commit: explicit and autocommit writes leave no prepared transac
 });
 
 test('without a quorum writes are refused with 25006 and reads go on', async () => {
-  const c = await coord.client();
+  const c = await fx.coord.client();
   await stopNode(2);
   await stopNode(1);
   const t0 = Date.now();
@@ -62,9 +51,9 @@ test('without a quorum writes are refused with 25006 and reads go on', async () 
   }
   assert.equal(code, '25006');
   assert.ok(Date.now() - t0 < 15_000, 'no hang');
-  const fresh = await coord.client();
+  const fresh = await fx.coord.client();
   await assert.rejects(fresh.query('INSERT INTO q VALUES (101)'), (e: { code?: string }) => e.code === '25006');
   await assert.rejects(fresh.query('UPDATE q SET id = id'), (e: { code?: string }) => e.code === '25006');
   assert.equal((await fresh.query('SELECT count(*)::int AS n FROM q')).rows[0].n, 3);
-  assert.equal(cluster.psqlNode(0, 'SELECT count(*) FROM q'), '3');
+  assert.equal(fx.cluster.psqlNode(0, 'SELECT count(*) FROM q'), '3');
 });
