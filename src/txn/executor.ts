@@ -26,6 +26,7 @@ import {
   decodeDataRow,
   decodeParameterDescription,
   encodeCommandComplete,
+  encodeErrorResponse,
   encodeParameterDescription,
   encodeReadyForQuery,
   errorFromPgq,
@@ -42,6 +43,21 @@ import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js'
 const Q_BEGIN = encodeQuery('BEGIN');
 const Q_COMMIT = encodeQuery('COMMIT');
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+/** Puts a node's transaction into the failed state, as an error PostgreSQL raised itself would. */
+export const Q_ABORT = encodeQuery(
+  "DO $pgquorum$BEGIN RAISE EXCEPTION 'pgquorum: another node of this transaction failed the statement'; END$pgquorum$",
+);
+
+/**
+ * Errors that say something about the moment, not about the data: they are
+ * never voted on (DESIGN.md write path step 3 compares outcomes of the data).
+ * Class 40 (serialization failure, deadlock), 53 (resources), 55P03 (lock
+ * timeout), 57 (cancel, shutdown), 08 (connection), 25P02 (already failed).
+ */
+export function isTransient(r: ExchangeResult): boolean {
+  const c = r.error?.['C'];
+  return c !== undefined && /^(40|53|57|08)|^55P03$|^25P02$/.test(c);
+}
 
 /** One request, renderable for any node. */
 export interface Req {
@@ -313,7 +329,7 @@ export class Executor {
         continue;
       }
       this.copyIn = null;
-      this.failTxn(this.lostInRequest(r.lost));
+      await this.failTxn(this.lostInRequest(r.lost));
       return null;
     }
   }
@@ -331,10 +347,11 @@ export class Executor {
    * The coordinator must give up the request: roll back what the nodes hold
    * of the transaction and tell the client with an error (40001 for losses).
    */
-  failTxn(err: PgqError): void {
+  async failTxn(err: PgqError): Promise<void> {
     const txn = this.txn;
     if (txn) {
-      for (const c of txn.joined) if (!c.closed) void c.exchange(Q_ROLLBACK);
+      // Wait for the rollbacks: the session's next request needs the connections idle.
+      await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
       txn.broken = err;
       txn.joined.clear();
       this.s.status = 'E';
@@ -348,7 +365,7 @@ export class Executor {
   /** Parallel route: the same request on several nodes at once, answered with the vote's winner. */
   async parallel(conns: NodeConnection[], req: Req, forwardFrom: NodeConnection): Promise<ExchangeResult | null> {
     const results = await Promise.all(conns.map((c) => this.exchangeOn(c, req, { buffer: true })));
-    return this.settle(results, req, forwardFrom, null);
+    return await this.settle(results, req, forwardFrom, null);
   }
 
   /**
@@ -356,17 +373,18 @@ export class Executor {
    * winner's frames (the preferred node's when it is among the winners).
    * `finalStatus` overrides the ReadyForQuery status sent to the client.
    */
-  private settle(
+  private async settle(
     results: ExchangeResult[],
     req: Req,
     preferred: NodeConnection,
     finalStatus: 'I' | 'T' | 'E' | null,
-  ): ExchangeResult | null {
+  ): Promise<ExchangeResult | null> {
     const v = vote(results, this.ctx.cluster.quorum);
+    if (this.s.closed) return null; // the client is gone: its cancelled statements are no evidence against any node
     for (const r of v.lost) this.nodeLost(r.node, r.lost!);
     if (!v.winner) {
       const detail = [...v.counts].map(([k, n]) => `${k} x${n}`).join(', ');
-      this.failTxn(
+      await this.failTxn(
         new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
           sqlstate: SqlState.INTERNAL_ERROR,
           detail: `outcomes: ${detail}; statement: ${redactSql(req.text).slice(0, 200)}`,
@@ -409,10 +427,25 @@ export class Executor {
     }
     if (first.lost) {
       this.nodeLost(main, first.lost);
-      this.failTxn(this.lostInRequest(first.lost));
+      await this.failTxn(this.lostInRequest(first.lost));
       return null;
     }
     main.node.writes++;
+    if (isTransient(first)) {
+      // Deadlock victim, serialization failure, lock timeout, cancel: an answer of
+      // this moment, not of the data. The replicas must not run the statement (they
+      // would wait for locks the main node already gave away, and could pick another
+      // deadlock victim); the main node's error is the outcome.
+      if (wrap) {
+        await main.exchange(Q_ROLLBACK);
+        this.s.status = 'I';
+        this.sendFrames(first.frames, 'I');
+      } else {
+        this.setStatus(first.status);
+        this.sendFrames(first.frames, first.status);
+      }
+      return first;
+    }
     const others = this.liveConns().filter((c) => c !== main);
     const rest = await Promise.all(
       others.map((c) => {
@@ -421,8 +454,21 @@ export class Executor {
       }),
     );
     const results: ExchangeResult[] = [first, ...rest];
+    const transient = rest.find(isTransient);
+    if (transient) {
+      // A replica was cancelled or picked as a victim where the main node was not: the
+      // statement fails for the client with that error and nobody is outvoted.
+      const live = results.filter((r) => !r.lost).map((r) => r.node);
+      if (wrap) await Promise.all(live.map((c) => c.exchange(Q_ROLLBACK)));
+      else await Promise.all(live.filter((c) => c.txnStatus === 'T').map((c) => c.exchange(Q_ABORT)));
+      for (const r of results) if (r.lost) this.nodeLost(r.node, r.lost);
+      this.s.status = wrap ? 'I' : 'E';
+      this.s.client.send(encodeErrorResponse(transient.error!));
+      this.s.client.send(encodeReadyForQuery(this.s.status));
+      return null;
+    }
     if (!wrap) {
-      const w = this.settle(results, req, main, null);
+      const w = await this.settle(results, req, main, null);
       if (w) this.afterTxnWrite(w);
       return w;
     }
@@ -438,7 +484,7 @@ export class Executor {
         return null;
       }
     } else await Promise.all(participants.map((c) => c.exchange(Q_ROLLBACK)));
-    return this.settle(results, req, main, 'I');
+    return await this.settle(results, req, main, 'I');
   }
 
   /** After a write inside a transaction (or a string that opened one): every participant joined. */

@@ -16,14 +16,10 @@ import type { TimeKind } from '../sql/timespans.js';
 import { nowMicros, timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
-import { describe, Executor, isTxnControl, type Req } from './executor.js';
+import { describe, Executor, isTxnControl, Q_ABORT, type Req } from './executor.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
-/** Puts a node's transaction into the failed state, as an error PostgreSQL raised itself would. */
-const Q_ABORT = encodeQuery(
-  "DO $pgquorum$BEGIN RAISE EXCEPTION 'pgquorum: a statement of this transaction was refused by the coordinator'; END$pgquorum$",
-);
 /** The session's temporary relations, and whether an unqualified name resolves to each (search_path may put pg_temp later). */
 const Q_TEMP_NAMES = encodeQuery(
   'SELECT relname, pg_catalog.to_regclass(pg_catalog.quote_ident(relname)) = oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()',
