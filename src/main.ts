@@ -30,6 +30,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   cluster.writeQuorum = config.write_quorum;
   const store = new FileStateStore(config.state.dir);
   await store.open();
+  await cluster.attachStore(store);
   const gxids = new GxidAllocator(store, config.coordinator.id);
   const inflight = new Map<string, InflightTxn>();
   const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight });

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/types.js';
 import { PgqError, SqlState } from '../errors.js';
+import type { ClusterRecord, StateStore } from '../state/store.js';
 
 export type NodeState = 'up' | 'down' | 'diverged' | 'recovering' | 'removed';
 
@@ -67,6 +68,60 @@ export class Cluster extends EventEmitter {
     return this.nodes.filter((n) => n.state !== 'removed').length;
   }
 
+  private store: StateStore | null = null;
+  private savedEpoch: number | null = null;
+  private saving: Promise<void> = Promise.resolve();
+
+  /**
+   * Keep node states in `store` (invariant 1: a node is made not-`up` in the
+   * state store before any client hears of a commit it missed). States saved
+   * by an earlier run are taken over: a node that was ejected stays ejected
+   * across restarts.
+   */
+  async attachStore(store: StateStore): Promise<void> {
+    this.store = store;
+    const rec = await store.readCluster();
+    if (rec) {
+      for (const r of rec.nodes) {
+        const n = this.byId(r.id);
+        if (!n) continue;
+        n.state = r.state;
+        n.stateReason = r.reason;
+        n.stateChangedAt = new Date(r.changedAt);
+      }
+      this.epoch = Math.max(this.epoch, rec.epoch);
+      this.savedEpoch = rec.epoch;
+      for (const n of this.nodes) if (n.state !== 'up') this.log.warn({ node: n.id, state: n.state, reason: n.stateReason }, `node ${n.id} is ${n.state} (from the state store): ${n.stateReason}`);
+    }
+    this.saveLater();
+    await this.persisted();
+  }
+
+  private record(): ClusterRecord {
+    return {
+      epoch: this.epoch,
+      nodes: this.nodes.map((n) => ({ id: n.id, state: n.state, reason: n.stateReason, changedAt: n.stateChangedAt.toISOString() })),
+    };
+  }
+
+  private saveLater(): void {
+    const store = this.store;
+    if (!store) return;
+    this.saving = this.saving.then(async () => {
+      const rec = this.record();
+      if (this.savedEpoch !== null && rec.epoch <= this.savedEpoch) return;
+      const ok = await store.writeCluster(this.savedEpoch, rec);
+      if (!ok) throw new PgqError('ERR_STATE_CONFLICT', 'the cluster record in the state store was changed by someone else');
+      this.savedEpoch = rec.epoch;
+    });
+    this.saving.catch((e) => this.log.error({ err: (e as Error).message }, 'could not save node states to the state store'));
+  }
+
+  /** Resolves when every state change so far is durable in the state store (rejects if saving failed). */
+  persisted(): Promise<void> {
+    return this.saving;
+  }
+
   /** `write_quorum` from the config; null = a majority. */
   writeQuorum: number | null = null;
 
@@ -111,6 +166,7 @@ export class Cluster extends EventEmitter {
     this.epoch++;
     this.log.warn({ node: node.id, from, to, reason, epoch: this.epoch }, `node ${node.id} is now ${to}: ${reason}`);
     const change: StateChange = { node, from, to, reason, epoch: this.epoch };
+    this.saveLater();
     this.emit('change', change);
     return true;
   }

@@ -128,6 +128,7 @@ export class TwoPhaseCommit {
       }
       // Enough votes: nodes that could not prepare leave service before the client hears anything.
       for (const r of failed) this.eject(r, r.lost ? 'down' : 'diverged', `PREPARE TRANSACTION failed: ${why(r)}`);
+      await cluster.persisted();
       // The decision, durable before any COMMIT PREPARED.
       advance(entry, 'deciding');
       await store.recordCommit(gid);
@@ -154,6 +155,7 @@ export class TwoPhaseCommit {
         // The decision stands; the resolver commits it when the node is back.
         this.eject(x, x.lost ? 'down' : 'diverged', `COMMIT PREPARED failed: ${why(x)}`);
       }
+      await cluster.persisted(); // nodes that missed the commit are out of service, durably, first
       advance(entry, 'committed');
       log.debug({ gid, session }, 'transaction committed');
       if (all) store.forgetCommits([gid]);

@@ -396,6 +396,7 @@ export class Executor {
       const reason = `outvoted on "${redactSql(req.text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
       this.markDiverged(r.node, reason);
     }
+    await this.ctx.cluster.persisted(); // ejections are durable before the client hears the outcome
     let winner = v.winner;
     const pref = results.find((r) => r.node === preferred && !r.lost && !v.outvoted.includes(r));
     if (pref) winner = pref;

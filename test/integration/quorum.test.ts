@@ -4,7 +4,7 @@
 // commit and leaves no prepared transaction behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { livePostmaster } from '../../src/devcluster/index.js';
 
 const fx = useClusterWithCoordinator({ nodes: 3 });
@@ -56,4 +56,28 @@ test('without a quorum writes are refused with 25006 and reads go on', async () 
   await assert.rejects(fresh.query('UPDATE q SET id = id'), (e: { code?: string }) => e.code === '25006');
   assert.equal((await fresh.query('SELECT count(*)::int AS n FROM q')).rows[0].n, 3);
   assert.equal(fx.cluster.psqlNode(0, 'SELECT count(*) FROM q'), '3');
+});
+
+test('node states are kept in the state store: after a restart the stopped nodes are still down', async () => {
+  const first = fx.coord.coordinator.ctx.config;
+  await fx.coord.stop();
+  const again = await startTestCoordinator(fx.cluster, (c) => {
+    c.state.dir = first.state.dir;
+    c.coordinator.id = first.coordinator.id;
+  });
+  try {
+    const c = await again.client();
+    const r = await c.query('SHOW pgquorum.nodes');
+    assert.deepEqual(
+      r.rows.map((x) => [x.id, x.state]),
+      [
+        ['n1', 'up'],
+        ['n2', 'down'],
+        ['n3', 'down'],
+      ],
+    );
+    await assert.rejects(c.query('INSERT INTO q VALUES (102)'), (e: { code?: string }) => e.code === '25006');
+  } finally {
+    await again.stop();
+  }
 });
