@@ -343,7 +343,7 @@ export class NodeConnection {
         }
         if (isTerminal(t)) result.terminals++;
         if (sink) sink(f);
-        if (buffer) result.frames.push(Buffer.from(f.raw));
+        if (buffer) result.frames.push(f.raw); // views stay valid: the reader never reuses its memory
         if (t === BE.ReadyForQuery) finish();
         else if (expect >= 0 && (result.terminals >= expect || t === BE.ErrorResponse)) finish();
       };

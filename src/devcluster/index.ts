@@ -13,6 +13,7 @@ export {
   stopNodes,
   nodeStatus,
   killNodesSync,
+  killTree,
   readCluster,
   hasCluster,
   livePostmaster,

@@ -399,7 +399,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * setsid(), so they are not in the postmaster's process group; find them
  * by parent PID instead).
  */
-function killTree(pid: number): void {
+export function killTree(pid: number): number[] {
   const children: number[] = [];
   try {
     for (const e of fs.readdirSync('/proc')) {
@@ -416,6 +416,7 @@ function killTree(pid: number): void {
   }
   signal(pid, 'SIGKILL');
   for (const c of children) signal(c, 'SIGKILL');
+  return [pid, ...children];
 }
 
 async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {

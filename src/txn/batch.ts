@@ -146,7 +146,7 @@ export class BatchPlanner {
           const b = dec.bind(f.payload);
           const def = lookup(b.statement);
           localPortals.set(b.portal, def);
-          out.push(def?.rewrite ? this.bindWithTimes(b, def.rewrite) : Buffer.from(f.raw));
+          out.push(def?.rewrite ? this.bindWithTimes(b, def.rewrite) : f.raw);
           ops.push({ k: 'bind', portal: b.portal, def });
           break;
         }
@@ -154,7 +154,7 @@ export class BatchPlanner {
           const d = dec.describe(f.payload);
           if (d.kind === 'S') this.stripQueue.push(lookup(d.name)?.rewrite?.added.length ?? 0);
           else portalOf(d.name);
-          out.push(Buffer.from(f.raw));
+          out.push(f.raw);
           ops.push({ k: 'other' });
           break;
         }
@@ -162,19 +162,19 @@ export class BatchPlanner {
           const e = dec.execute(f.payload);
           const def = portalOf(e.portal);
           execs.push({ info: def?.info ?? null, cls: def?.cls ?? null, sql: def?.sql ?? '' });
-          out.push(Buffer.from(f.raw));
+          out.push(f.raw);
           ops.push({ k: 'other' });
           break;
         }
         case FE.Close: {
           const c = dec.close(f.payload);
           if (c.kind === 'P' && !localPortals.has(c.name)) portalOf(c.name);
-          out.push(Buffer.from(f.raw));
+          out.push(f.raw);
           ops.push({ k: 'close', what: c.kind, name: c.name });
           break;
         }
         default:
-          out.push(Buffer.from(f.raw)); // Sync or Flush
+          out.push(f.raw); // Sync or Flush
       }
     }
     // The session's statements as they were before this batch (what injected Parses must recreate).

@@ -236,7 +236,7 @@ export class Executor {
   copyInFrame(f: Frame): void {
     const ci = this.copyIn;
     if (!ci || ci.done) return;
-    const raw = Buffer.from(f.raw);
+    const raw = f.raw;
     ci.target.write(raw);
     ci.spool?.push(raw);
     if (f.type === FE.CopyDone || f.type === FE.CopyFail) ci.done = true;

@@ -149,7 +149,7 @@ export class Router {
       this.s.sendEmptyQuery();
       return;
     }
-    const raw = Buffer.from(frame.raw);
+    const raw = frame.raw; // a view: frames are never overwritten once read
     const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql, simple: true };
     if (this.exec.txn?.broken) return this.brokenTxn(st.length === 1 ? st[0]!.kind : 'write');
     if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, () => this.rewritten(sql, cls, raw));

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import type { Config } from '../../src/config/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -56,4 +57,12 @@ export async function startChildCoordinator(configFile: string, port: number, en
       return exited;
     },
   };
+}
+
+/** A connected node-postgres client to a coordinator on `port` (errors after a crash are expected: swallowed). */
+export async function clientOn(port: number, password: string): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 5000 });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
 }

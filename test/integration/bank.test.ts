@@ -9,11 +9,10 @@
 // PGQUORUM_BANK_SECONDS shortens (or lengthens) the 30 s run.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestCoordinator, tableChecksums, type TestCoordinator } from '../helpers/coordinator.js';
-import { livePostmaster } from '../../src/devcluster/index.js';
+import { killTree, livePostmaster } from '../../src/devcluster/index.js';
 
 const ACCOUNTS = 50;
 const INITIAL = 1000;
@@ -41,28 +40,11 @@ after(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** SIGKILL a node's postmaster and all its children (they setsid(), so find them by parent PID). */
+/** SIGKILL a node's postmaster and all its children. */
 function killNodeHard(i: number): number[] {
   const pid = livePostmaster(cluster.nodes[i]!.dataDir);
   assert.ok(pid, `node ${i + 1} runs`);
-  const children: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  for (const p of [pid, ...children]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  return [pid, ...children];
+  return killTree(pid);
 }
 
 interface Outcome {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { tableChecksums } from '../helpers/coordinator.js';
-import { startChildCoordinator, writeConfig, type ChildCoordinator } from '../helpers/child-coordinator.js';
+import { clientOn, startChildCoordinator, writeConfig, type ChildCoordinator } from '../helpers/child-coordinator.js';
 import { FAILPOINTS } from '../../src/txn/failpoints.js';
 
 let cluster: TestCluster;
@@ -38,11 +38,8 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function client(): Promise<pg.Client> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.password, database: 'postgres' });
-  c.on('error', () => {});
-  await c.connect();
-  return c;
+function client(): Promise<pg.Client> {
+  return clientOn(port, cluster.password);
 }
 
 /** Transfers until the connection dies; returns the ids whose COMMIT succeeded. */

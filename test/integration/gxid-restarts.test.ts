@@ -13,7 +13,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { tableChecksums } from '../helpers/coordinator.js';
-import { startChildCoordinator, writeConfig, type ChildCoordinator } from '../helpers/child-coordinator.js';
+import { clientOn, startChildCoordinator, writeConfig, type ChildCoordinator } from '../helpers/child-coordinator.js';
 import { parseGid } from '../../src/txn/gtm.js';
 
 const RUNS = 20;
@@ -48,11 +48,8 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function client(): Promise<pg.Client> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.password, database: 'postgres', connectionTimeoutMillis: 5000 });
-  c.on('error', () => {});
-  await c.connect();
-  return c;
+function client(): Promise<pg.Client> {
+  return clientOn(port, cluster.password);
 }
 
 /** Writes until the coordinator dies; returns the ids of the acknowledged ones. */
