@@ -34,7 +34,7 @@ import {
 import { encodeCopyFail, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
-import { vote } from './vote.js';
+import { rowsDigest, vote } from './vote.js';
 import type { CommitOutcome } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
@@ -561,5 +561,7 @@ export class Executor {
 export function describe(r: ExchangeResult): string {
   if (r.lost) return 'connection lost';
   if (r.error) return `error ${r.error['C']} (${r.error['M']})`;
-  return r.tags.length > 0 ? r.tags.join(', ') : 'ok';
+  const rows = rowsDigest(r.frames);
+  const tags = r.tags.length > 0 ? r.tags.join(', ') : 'ok';
+  return rows === '' ? tags : `${tags} with rows digest ${rows.slice(0, 10)}`;
 }

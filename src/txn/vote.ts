@@ -2,12 +2,33 @@
 // node's outcome of the same request is reduced to a key (error SQLSTATE, or
 // the command tags with their row counts); the key held by a majority of the
 // configured nodes wins and nodes with another key are outvoted.
+import { createHash } from 'node:crypto';
 import type { ExchangeResult } from '../backend/node-connection.js';
+import { BE } from '../protocol/constants.js';
 
-/** The comparable part of an outcome. */
+/**
+ * The rows a node returned (RETURNING, or a SELECT that had to run on every
+ * node), as an order-independent digest: each DataRow is hashed on its own
+ * and the hashes are sorted, because an UPDATE ... RETURNING visits rows in
+ * each node's physical order. '' when there are none.
+ */
+export function rowsDigest(frames: readonly Buffer[]): string {
+  let hashes: string[] | null = null;
+  for (const f of frames) {
+    if (f[0] !== BE.DataRow) continue;
+    (hashes ??= []).push(createHash('sha1').update(f).digest('base64'));
+  }
+  if (hashes === null) return '';
+  if (hashes.length === 1) return hashes[0]!;
+  hashes.sort();
+  return createHash('sha1').update(hashes.join('')).digest('base64');
+}
+
+/** The comparable part of an outcome: the SQLSTATE, or the command tags and a digest of the rows. */
 export function outcomeKey(r: ExchangeResult): string {
   if (r.error) return `E:${r.error['C'] ?? '?'}`;
-  return `OK:${r.tags.join('|')}`;
+  const rows = rowsDigest(r.frames);
+  return rows === '' ? `OK:${r.tags.join('|')}` : `OK:${r.tags.join('|')}#${rows}`;
 }
 
 export interface Verdict {
@@ -31,6 +52,7 @@ export function vote(results: readonly ExchangeResult[], quorum: number): Verdic
   const counts = new Map<string, number>();
   const lost: ExchangeResult[] = [];
   const live: ExchangeResult[] = [];
+  const keys: string[] = [];
   for (const r of results) {
     if (r.lost) {
       lost.push(r);
@@ -38,6 +60,7 @@ export function vote(results: readonly ExchangeResult[], quorum: number): Verdic
     }
     live.push(r);
     const k = outcomeKey(r);
+    keys.push(k);
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   let winKey: string | null = null;
@@ -46,9 +69,9 @@ export function vote(results: readonly ExchangeResult[], quorum: number): Verdic
   if (winKey === null) return { winner: null, outvoted: [], lost, counts };
   let winner: ExchangeResult | null = null;
   const outvoted: ExchangeResult[] = [];
-  for (const r of live) {
-    if (outcomeKey(r) === winKey) winner ??= r;
+  live.forEach((r, i) => {
+    if (keys[i] === winKey) winner ??= r;
     else outvoted.push(r);
-  }
+  });
   return { winner, outvoted, lost, counts };
 }
