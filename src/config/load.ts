@@ -83,10 +83,21 @@ export function validateConfig(raw: unknown, file?: string): Config {
     write_quorum = int(root.write_quorum, 'write_quorum', majority, nodes.length);
   }
 
-  return { path: cfgPath, coordinator, nodes, users, hba, backend, log, state, write_quorum };
+  const d = optObject(root.determinism, 'determinism');
+  refuseUnknown(d, 'determinism', ['function_bodies', 'read_only_functions']);
+  const roList = d.read_only_functions ?? [];
+  if (!Array.isArray(roList) || roList.some((x) => typeof x !== 'string' || x.trim() === '')) {
+    throw new ConfigError('determinism.read_only_functions', 'must be a list of function names ("fn" or "schema.fn")');
+  }
+  const determinism = {
+    function_bodies: oneOf(d.function_bodies ?? 'refuse', 'determinism.function_bodies', ['refuse', 'warn', 'allow'] as const),
+    read_only_functions: roList as string[],
+  };
+
+  return { path: cfgPath, coordinator, nodes, users, hba, backend, log, state, write_quorum, determinism };
 }
 
-const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'log', 'state', 'write_quorum'];
+const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'log', 'state', 'write_quorum', 'determinism'];
 
 function validateCoordinator(v: unknown, baseDir: string): Config['coordinator'] {
   const c = optObject(v, 'coordinator');

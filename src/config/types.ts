@@ -65,6 +65,13 @@ export interface Config {
    * (the only values allowed are from that majority up to all nodes).
    */
   write_quorum: number | null;
+  /** How statements that could make nodes differ are handled (docs/determinism.md). */
+  determinism: {
+    /** CREATE FUNCTION / DO whose body calls now(), random(), nextval(), ...: refuse (default), warn, allow */
+    function_bodies: 'refuse' | 'warn' | 'allow';
+    /** user functions a SELECT may call and still be a read (answered by one node) */
+    read_only_functions: string[];
+  };
   /** Where the embedded state store keeps its file. */
   state: {
     dir: string;

@@ -29,6 +29,33 @@ export const WRITE_BUILTINS: ReadonlySet<string> = new Set(
   cursor_to_xmlschema ts_rewrite ts_stat`.split(/\s+/),
 );
 
+/** Builtins drawing from the session's random generator: the coordinator seeds it before the statement. */
+export const RANDOM_BUILTINS: ReadonlySet<string> = new Set(['random', 'random_normal']);
+
+/** UUID generators rewritten to a random()-based version-4 UUID (uuid_generate_v4 is uuid-ossp's). */
+export const UUID_BUILTINS: ReadonlySet<string> = new Set(['gen_random_uuid', 'uuid_generate_v4']);
+
+/** Functions that draw from or set a sequence: the statement is serialized per sequence. */
+export const SEQUENCE_BUILTINS: ReadonlySet<string> = new Set(['nextval', 'setval']);
+
+/**
+ * Builtins whose value is a fact of one server (transaction ids, process
+ * ids, addresses, sizes, WAL positions): no rewrite can make them agree, so a
+ * statement that stores their value is refused (docs/determinism.md).
+ */
+export const REFUSED_IN_WRITES: ReadonlySet<string> = new Set(
+  `txid_current txid_current_if_assigned pg_current_xact_id pg_current_xact_id_if_assigned txid_status
+  pg_xact_status pg_backend_pid inet_client_addr inet_client_port inet_server_addr inet_server_port
+  pg_postmaster_start_time pg_conf_load_time pg_current_wal_lsn pg_current_wal_insert_lsn
+  pg_current_wal_flush_lsn pg_current_snapshot txid_current_snapshot pg_export_snapshot pg_database_size
+  pg_relation_size pg_table_size pg_total_relation_size pg_indexes_size pg_tablespace_size
+  pg_xact_commit_timestamp pg_last_committed_xact pg_blocking_pids pg_safe_snapshot_blocking_pids
+  pg_relation_filenode pg_relation_filepath`.split(/\s+/),
+);
+
+/** System columns that differ between nodes (physical position, transaction ids). */
+export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid']);
+
 /** Builtins whose only side effect is on the session (SET-like). */
 export const SESSION_BUILTINS: ReadonlySet<string> = new Set(['set_config', 'setseed']);
 

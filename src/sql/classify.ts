@@ -120,7 +120,7 @@ function describeAll(sql: string, tree: ParseTree): Analyzed {
   const cls: Classification = {
     statements,
     write: statements.some(isWriteStatement),
-    needsRewrite: edits.some((e) => e.kind !== null),
+    needsRewrite: edits.some((e) => e.kind !== null || e.replace === true),
   };
   return { cls: deepFreeze(cls), edits, pieces, maxParam };
 }

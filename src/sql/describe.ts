@@ -7,7 +7,8 @@ import { constString, nameParts, nodeType, type Obj } from './ast.js';
 import { nextToken, parenEnd, skipSpace, tokenIs, type Token } from './lexer.js';
 import { commandTag } from './tags.js';
 import type { Edit, TimeKind } from './timespans.js';
-import { addRelationName, newCtx, walkWith, type WalkCtx } from './walk.js';
+import { addRelationName, newCtx, quotedRangeVarName, walkWith, type WalkCtx } from './walk.js';
+import { insertShape } from './insert-shape.js';
 import { isWriteStatement, type StatementInfo, type StatementKind, type TxnOptions } from './types.js';
 
 export interface DescribeEnv {
@@ -149,6 +150,7 @@ function queryKind(ctx: WalkCtx, info: StatementInfo): StatementKind {
     return 'write';
   }
   const e = ctx.effects;
+  if (e.has('unknown') && !e.has('write') && !e.has('session') && !e.has('notify')) info.readUnlessVolatile = true;
   if (e.has('write') || e.has('unknown') || (e.has('session') && e.has('notify'))) return 'write';
   if (e.has('session')) return 'session';
   if (e.has('notify')) {
@@ -180,6 +182,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
     case 'SelectStmt': {
       walkAll(true);
       info.kind = queryKind(ctx, info);
+      if (ctx.modifying || ctx.into) info.dataWrite = true;
       const t = tempName((body.intoClause as Obj | undefined)?.rel);
       if (t) info.createsTemp = t;
       break;
@@ -187,10 +190,25 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
-    case 'MergeStmt':
+    case 'MergeStmt': {
       walkAll(true);
       if (ctx.locking) info.locksRows = true;
+      info.dataWrite = true;
+      const rel = (body.relation as Obj | undefined) ?? undefined;
+      if (rel && typeof rel.relname === 'string') info.target = quotedRangeVarName(rel);
+      if (type === 'InsertStmt') {
+        const shape = insertShape(body, b, end);
+        if (shape) info.insert = shape;
+      }
       break;
+    }
+    case 'CreateFunctionStmt':
+    case 'DoStmt': {
+      walkAll(false);
+      const calls = bodyCalls(type === 'DoStmt' ? body.args : body.options, body.sql_body, ctx);
+      if (calls.length > 0) info.bodyCalls = calls;
+      break;
+    }
     case 'TransactionStmt': {
       info.kind = TXN_KIND[String(body.kind)] ?? 'other_utility';
       const name = body.savepoint_name ?? body.gid;
@@ -242,6 +260,12 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
       }
       if (body.filename !== undefined || body.is_program) info.kind = 'write';
       else info.kind = body.is_from ? 'copy_from' : 'copy_to';
+      if (body.is_from) {
+        info.dataWrite = true;
+        const rel = body.relation as Obj | undefined;
+        if (rel && typeof rel.relname === 'string') info.target = quotedRangeVarName(rel);
+        info.copyColumns = Array.isArray(body.attlist) ? nameParts(body.attlist) : null;
+      }
       break;
     }
     case 'CreatedbStmt':
@@ -360,6 +384,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
       const matview = body.objtype === 'OBJECT_MATVIEW';
       walkWith({ ...body, query: undefined }, ctx, false);
       walkWith(body.query, ctx, !matview && E);
+      info.dataWrite = true;
       const t = tempName((body.into as Obj | undefined)?.rel);
       if (t) info.createsTemp = t;
       break;
@@ -389,8 +414,14 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
   if (maxParam < 0) maxParam = ctx.maxParam;
   if (ctx.untypedTime) info.untypedTimeLiteral = true;
   if (ctx.nondeterministic.length > 0 && isWriteStatement(info)) info.nondeterministic = ctx.nondeterministic;
+  if (ctx.random) info.random = true;
+  if (ctx.sequences.length > 0) info.sequences = ctx.sequences;
+  if (ctx.setDefault) info.setDefault = true;
+  if (ctx.orderChecks.length > 0) info.orderChecks = ctx.orderChecks;
+  if (ctx.unknownFunctions.length > 0) info.unknownFunctions = ctx.unknownFunctions;
+  if (ctx.unsafe.length > 0 && isWriteStatement(info)) info.unsafe = ctx.unsafe;
   for (let i = editsBefore; i < env.edits.length; i++) {
-    if (env.edits[i]!.kind !== null) {
+    if (env.edits[i]!.kind !== null || env.edits[i]!.replace) {
       info.needsRewrite = true;
       break;
     }
@@ -408,4 +439,32 @@ function assignPrepareParams(edits: Edit[], from: number, scope: number, maxPara
     e.param = maxParam + i + 1;
   }
   return kinds;
+}
+
+/** Calls in a function body or DO block that would give each node a different result. */
+const BODY_CALL = /\b(now|random|random_normal|gen_random_uuid|uuid_generate_v4|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|current_timestamp|current_date|current_time|localtime|localtimestamp|nextval|setval|txid_current|pg_current_xact_id|pg_backend_pid|inet_server_port|inet_server_addr)\b/gi;
+
+function bodyCalls(options: unknown, sqlBody: unknown, ctx: WalkCtx): string[] {
+  const found = new Set<string>();
+  for (const d of defElems(options)) {
+    if (d.name !== 'as') continue;
+    const parts = Array.isArray((d.arg as { List?: { items?: unknown[] } } | undefined)?.List?.items)
+      ? ((d.arg as { List: { items: unknown[] } }).List.items)
+      : [d.arg];
+    for (const p of parts) {
+      const text = (p as { String?: { sval?: string } } | undefined)?.String?.sval;
+      if (typeof text !== 'string') continue;
+      for (const m of text.matchAll(BODY_CALL)) found.add(m[1]!.toLowerCase());
+    }
+  }
+  if (sqlBody) {
+    // BEGIN ATOMIC ... END / RETURN expr: parsed statements, already walked
+    for (const f of ctx.functions) {
+      const bare = f.slice(f.lastIndexOf('.') + 1).toLowerCase();
+      BODY_CALL.lastIndex = 0;
+      if (BODY_CALL.test(bare)) found.add(bare);
+    }
+    if (ctx.random) found.add('random');
+  }
+  return [...found];
 }

@@ -19,6 +19,8 @@ export interface Edit {
   scope: number;
   /** PREPARE bodies only: the $n this construct becomes */
   param?: number;
+  /** kind null: the span is replaced by `prefix` (a rewrite of its own, e.g. gen_random_uuid()) */
+  replace?: boolean;
 }
 
 const FUNC_KIND: Record<string, TimeKind> = {

@@ -2,6 +2,9 @@
 // rule that says which statements count as writes.
 
 import type { TimeKind } from './timespans.js';
+import type { OrderCheck } from './walk.js';
+
+export type { OrderCheck };
 
 export type StatementKind =
   | 'read'
@@ -90,6 +93,52 @@ export interface StatementInfo {
   nondeterministic?: string[];
   /** a 'now'/'today'/'tomorrow'/'yesterday' string not under a time-type cast: PostgreSQL may still read it as a time */
   untypedTimeLiteral?: boolean;
+  /** calls random()/random_normal() or a UUID generator (rewritten to random()): the coordinator seeds every node */
+  random?: boolean;
+  /** sequences drawn from or set (nextval/setval; '*' = not a constant name) */
+  sequences?: string[];
+  /** constructs that cannot agree across nodes (txid_current(), ctid, ...), in a statement that writes */
+  unsafe?: string[];
+  /** SET col = DEFAULT / DEFAULT in VALUES */
+  setDefault?: boolean;
+  /** SELECTs with LIMIT/OFFSET (or INSERT ... SELECT) whose order the planner must prove total */
+  orderChecks?: OrderCheck[];
+  /** user functions (effect unknown) */
+  unknownFunctions?: string[];
+  /** a write only because of unknown functions: a read if the catalog says none is volatile */
+  readUnlessVolatile?: boolean;
+  /** INSERT: the shape default filling needs */
+  insert?: InsertShape;
+  /** COPY FROM: the column list, or null for all columns */
+  copyColumns?: string[] | null;
+  /** UPDATE / DELETE / MERGE / INSERT / COPY FROM target (quoted regclass text) */
+  target?: string;
+  /** CREATE FUNCTION / PROCEDURE / DO: non-deterministic calls found in the body */
+  bodyCalls?: string[];
+  /** changes data (INSERT/UPDATE/DELETE/MERGE, data-modifying CTE, SELECT INTO, CREATE TABLE AS, COPY FROM) */
+  dataWrite?: boolean;
+}
+
+/** Where an INSERT's parts are (byte offsets into the analysed text), for adding columns to it. */
+export interface InsertShape {
+  relation: string;
+  /** the column list as written, or null */
+  columns: string[] | null;
+  /** where new columns go: before the ')' of the column list, or (no list) before the source */
+  colsAt: number;
+  source: 'values' | 'select' | 'default';
+  /** VALUES rows: offset of each row's ')' and its DEFAULT items */
+  rows?: Array<{ end: number; items: number; defaults: Array<{ index: number; start: number; end: number }> }>;
+  /** INSERT ... SELECT: how many columns the source yields, when countable */
+  selectWidth?: number;
+  /** INSERT ... SELECT: the source query's span */
+  select?: { start: number; end: number };
+  /** DEFAULT VALUES: its span */
+  defaultValues?: { start: number; end: number };
+  /** the SELECT source's order when it is not obviously total */
+  orderCheck?: OrderCheck;
+  /** OVERRIDING SYSTEM/USER VALUE given */
+  overriding?: boolean;
 }
 
 export interface Classification {

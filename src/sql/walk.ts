@@ -4,9 +4,28 @@
 // byte spans of time constructs to rewrite (see timespans.ts).
 
 import { functionEffect, type FunctionEffect } from './functions.js';
-import { NONDETERMINISTIC_BUILTINS } from './builtins.js';
+import { NONDETERMINISTIC_BUILTINS, RANDOM_BUILTINS, REFUSED_IN_WRITES, SEQUENCE_BUILTINS, SYSTEM_COLUMNS, UUID_BUILTINS } from './builtins.js';
 import { aliasEdit, castTimeType, timeEditFor, type Edit } from './timespans.js';
-import { nameParts, type Obj } from './ast.js';
+import { constString, nameParts, nodeType, type Obj } from './ast.js';
+import { callEnd } from './lexer.js';
+
+/**
+ * What gen_random_uuid() / uuid_generate_v4() become: a version-4 UUID made
+ * from two random() draws, so that the seed the coordinator sets before the
+ * statement gives every node the same value (docs/determinism.md).
+ */
+export const UUID_FROM_RANDOM =
+  "pg_catalog.overlay(pg_catalog.overlay(pg_catalog.md5(pg_catalog.random()::pg_catalog.text || ':' || pg_catalog.random()::pg_catalog.text) placing '4' from 13) placing '8' from 17)::pg_catalog.uuid";
+
+/** A SELECT with LIMIT/OFFSET whose ORDER BY does not cover its output: total only if it covers a key of `relation`. */
+export interface OrderCheck {
+  /** the single relation in FROM, or undefined (joins, subqueries: cannot be proven total) */
+  relation: string | undefined;
+  /** plain column names in ORDER BY */
+  sortColumns: string[];
+  /** why the order is needed, for the error */
+  what: 'LIMIT' | 'INSERT ... SELECT';
+}
 
 export interface WalkCtx {
   readonly buf: Uint8Array;
@@ -27,6 +46,18 @@ export interface WalkCtx {
   collect: boolean;
   /** CTE names visible at this point, innermost last */
   ctes: string[];
+  /** random(), random_normal(), or a UUID function (rewritten to random()) is called */
+  random: boolean;
+  /** sequences drawn from or set by nextval()/setval() (name as written; '*' when not a constant) */
+  sequences: string[];
+  /** constructs that cannot give the same value on every node (txid_current(), ctid, ...) */
+  unsafe: string[];
+  /** UPDATE ... SET col = DEFAULT, or DEFAULT in a VALUES list */
+  setDefault: boolean;
+  /** LIMIT/OFFSET selects whose order is not obviously total */
+  orderChecks: OrderCheck[];
+  /** functions whose effect is unknown (user functions): the statement is a write unless the catalog says otherwise */
+  unknownFunctions: string[];
 }
 
 export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
@@ -46,6 +77,12 @@ export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
     scope,
     collect: false,
     ctes: [],
+    random: false,
+    sequences: [],
+    unsafe: [],
+    setDefault: false,
+    orderChecks: [],
+    unknownFunctions: [],
   };
 }
 
@@ -65,6 +102,14 @@ export function rangeVarName(rv: Obj): string {
   if (str(rv.schemaname)) parts.push(rv.schemaname as string);
   parts.push(str(rv.relname) ?? '');
   return parts.join('.');
+}
+
+/** The RangeVar's name as SQL text with every part quoted ("s"."t"), for regclass input. */
+export function quotedRangeVarName(rv: Obj): string {
+  const parts: string[] = [];
+  if (str(rv.schemaname)) parts.push(rv.schemaname as string);
+  parts.push(str(rv.relname) ?? '');
+  return parts.map((p) => `"${p.replace(/"/g, '""')}"`).join('.');
 }
 
 function addRangeVar(rv: Obj, ctx: WalkCtx): void {
@@ -148,6 +193,10 @@ function visitQuery(type: string, body: Obj, ctx: WalkCtx): void {
   } else {
     if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) ctx.locking = true;
     if (body.intoClause) ctx.into = true;
+    if (body.limitCount || body.limitOffset) {
+      const check = orderCheck(body, 'LIMIT');
+      if (check) ctx.orderChecks.push(check);
+    }
   }
   const depth = ctx.ctes.length;
   if (body.withClause) ctx.ctes.push(...visitWith(body.withClause as Obj, ctx));
@@ -227,11 +276,23 @@ function visitNode(type: string, body: Obj, ctx: WalkCtx): void {
         walkFields(body, ctx, 'arg');
         return;
       }
+      if (castTypeName(body) === 'regclass' && nameParts((body.arg as { ColumnRef?: Obj } | undefined)?.ColumnRef?.fields).at(-1) === 'tableoid') {
+        return; // tableoid::regclass is the table's name: the same everywhere
+      }
       walkFields(body, ctx);
       return;
     }
     case 'A_Const':
       if (ctx.collect && timeWord(body) !== undefined) ctx.untypedTime = true;
+      return;
+    case 'ColumnRef': {
+      const fields = nameParts(body.fields);
+      const last = fields[fields.length - 1];
+      if (last !== undefined && SYSTEM_COLUMNS.has(last)) pushUnique(ctx.unsafe, last);
+      return;
+    }
+    case 'SetToDefault':
+      ctx.setDefault = true;
       return;
     case 'ParamRef': {
       const n = (body.number as number | undefined) ?? 0;
@@ -265,11 +326,114 @@ function visitFuncCall(body: Obj, ctx: WalkCtx): void {
   pushUnique(ctx.functions, sqlSyntax ? bare : parts.join('.'));
   const effect = functionEffect(schema, bare);
   ctx.effects.add(effect);
+  if (effect === 'unknown') pushUnique(ctx.unknownFunctions, parts.join('.'));
   if (builtinCall && NONDETERMINISTIC_BUILTINS.has(bare)) pushUnique(ctx.nondeterministic, bare);
+  if (builtinCall && REFUSED_IN_WRITES.has(bare)) pushUnique(ctx.unsafe, `${bare}()`);
+  if (builtinCall && RANDOM_BUILTINS.has(bare)) ctx.random = true;
+  if (builtinCall && SEQUENCE_BUILTINS.has(bare)) pushUnique(ctx.sequences, sequenceArg(body.args));
+  if ((builtinCall || schema === 'public') && UUID_BUILTINS.has(bare) && !body.args) {
+    ctx.random = true;
+    if (ctx.collect) {
+      const start = typeof body.location === 'number' ? body.location : 0;
+      const end = callEnd(ctx.buf, start);
+      if (end > 0) ctx.edits.push({ start, end, kind: null, prefix: `(${UUID_FROM_RANDOM})`, suffix: '', scope: ctx.scope, replace: true });
+    }
+  }
   if (effect === 'notify' && Array.isArray(body.args)) {
     const first = (body.args[0] as { A_Const?: { sval?: { sval?: string } } }).A_Const?.sval?.sval;
     if (first !== undefined) ctx.notifyChannel = first;
   }
   if (ctx.collect && builtinCall) addEdit(timeEditFor(ctx.buf, 'FuncCall', body), ctx);
   walkFields(body, ctx);
+}
+
+/** The sequence a nextval()/setval() call names: its constant text argument, or '*' when computed. */
+function sequenceArg(args: unknown): string {
+  if (!Array.isArray(args) || args.length === 0) return '*';
+  let a = args[0] as Obj;
+  const cast = a.TypeCast as Obj | undefined;
+  if (cast) a = cast.arg as Obj;
+  const s = constString(a);
+  return s === undefined ? '*' : s;
+}
+
+function castTypeName(body: Obj): string | undefined {
+  const tn = body.typeName as Obj | undefined;
+  const parts = nameParts(tn?.names);
+  return parts[parts.length - 1];
+}
+
+/** Plain column name of an expression (t.col or col), or undefined. */
+function columnName(v: unknown): string | undefined {
+  const cr = (v as { ColumnRef?: Obj } | undefined)?.ColumnRef;
+  if (!cr) return undefined;
+  const parts = nameParts(cr.fields);
+  return Array.isArray(cr.fields) && parts.length > 0 && parts.length === cr.fields.length ? parts[parts.length - 1] : undefined;
+}
+
+/**
+ * Whether a SELECT's ORDER BY makes its row order total. Total when it sorts
+ * by every output column (ties are then identical rows, whose order does not
+ * matter) or when it has no FROM relation at all (VALUES, generate_series()).
+ * Otherwise an OrderCheck for the planner, which can still prove it total
+ * with a key of the single FROM relation; undefined when already total.
+ */
+export function orderCheck(body: Obj, what: OrderCheck['what']): OrderCheck | undefined {
+  if (Array.isArray(body.valuesLists)) return undefined;
+  const from = Array.isArray(body.fromClause) ? body.fromClause : [];
+  const relations = from.filter((f) => nodeType(f) === 'RangeVar');
+  if (from.length === 0 || from.every((f) => nodeType(f) === 'RangeFunction')) return undefined;
+  if (body.op && body.op !== 'SETOP_NONE') return { relation: undefined, sortColumns: [], what };
+  const sorts = Array.isArray(body.sortClause) ? body.sortClause : [];
+  const sortColumns: string[] = [];
+  const sortPositions = new Set<number>();
+  for (const sb of sorts) {
+    const node = (sb as { SortBy?: Obj }).SortBy?.node;
+    const col = columnName(node);
+    if (col !== undefined) sortColumns.push(col);
+    const ival = ((node as { A_Const?: { ival?: { ival?: number } } } | undefined)?.A_Const?.ival?.ival);
+    if (typeof ival === 'number') sortPositions.add(ival);
+  }
+  const targets = Array.isArray(body.targetList) ? body.targetList : [];
+  const star = targets.some((t) => {
+    const fields = ((t as { ResTarget?: Obj }).ResTarget?.val as { ColumnRef?: Obj } | undefined)?.ColumnRef?.fields;
+    return Array.isArray(fields) && fields.some((f) => nodeType(f) === 'A_Star');
+  });
+  if (!star && targets.length > 0 && !body.distinctClause) {
+    // a target is fixed by the sort when every column it reads is sorted on (constants and
+    // random() read none: tied rows then differ only in values drawn in output order)
+    const covered = targets.every((t, i) => {
+      const rt = (t as { ResTarget?: Obj }).ResTarget;
+      if (sortPositions.has(i + 1)) return true;
+      if (typeof rt?.name === 'string' && sortColumns.includes(rt.name)) return true;
+      const cols = columnRefs(rt?.val);
+      return cols !== undefined && cols.every((c) => sortColumns.includes(c));
+    });
+    if (covered) return undefined;
+  }
+  const rel = relations.length === 1 && from.length === 1 ? quotedRangeVarName((relations[0] as { RangeVar: Obj }).RangeVar) : undefined;
+  return { relation: rel, sortColumns, what };
+}
+
+/** Column names an expression reads (last name part), or undefined when it holds a subquery or a star. */
+function columnRefs(v: unknown, out: string[] = []): string[] | undefined {
+  if (Array.isArray(v)) {
+    for (const x of v) if (columnRefs(x, out) === undefined) return undefined;
+    return out;
+  }
+  if (v === null || typeof v !== 'object') return out;
+  const o = v as Obj;
+  if (o.SubLink || o.SelectStmt) return undefined;
+  const cr = o.ColumnRef as Obj | undefined;
+  if (cr) {
+    const parts = nameParts(cr.fields);
+    if (!Array.isArray(cr.fields) || parts.length !== cr.fields.length) return undefined;
+    out.push(parts[parts.length - 1]!);
+    return out;
+  }
+  for (const k in o) {
+    const x = o[k];
+    if (x !== null && typeof x === 'object' && columnRefs(x, out) === undefined) return undefined;
+  }
+  return out;
 }

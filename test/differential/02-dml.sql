@@ -35,11 +35,11 @@ INSERT INTO item VALUES (31, 'z', 1, 1) ON CONFLICT (name) DO NOTHING;
 WITH moved AS (
   DELETE FROM item WHERE qty = 0 RETURNING id, name, qty
 )
-INSERT INTO log (item_id, action, qty) SELECT id, 'deleted ' || name, qty FROM moved ORDER BY id;
+INSERT INTO log (item_id, action, qty) SELECT id, 'deleted ' || name, qty FROM moved ORDER BY id, name, qty;
 WITH up AS (
   UPDATE item SET qty = qty - 1 WHERE id <= 3 RETURNING id, qty
 )
-INSERT INTO log (item_id, action, qty) SELECT id, 'sold', qty FROM up ORDER BY id RETURNING seq, item_id, action;
+INSERT INTO log (item_id, action, qty) SELECT id, 'sold', qty FROM up ORDER BY id, qty RETURNING seq, item_id, action;
 WITH s AS (SELECT sum(qty) AS total FROM item) SELECT total FROM s;
 -- serial defaults and a failed insert that consumed one
 INSERT INTO log (item_id, action) VALUES (1, 'a'), (2, 'b') RETURNING seq;
@@ -63,7 +63,7 @@ TRUNCATE restock, junk RESTART IDENTITY;
 SELECT id, name FROM item WHERE id < 3 ORDER BY id FOR UPDATE;
 -- bigger statements
 INSERT INTO log (item_id, action, qty)
-  SELECT i.id, 'audit', i.qty FROM item i JOIN (VALUES (1), (2), (30)) v(id) ON v.id = i.id ORDER BY i.id;
+  SELECT i.id, 'audit', i.qty FROM item i JOIN (VALUES (1), (2), (30)) v(id) ON v.id = i.id ORDER BY i.id, i.qty;
 UPDATE log SET qty = coalesce(qty, 0) * 10 WHERE action = 'audit';
 SELECT * FROM item ORDER BY id;
 SELECT * FROM log ORDER BY seq;
