@@ -6,6 +6,8 @@ import type { Cluster } from './cluster/cluster.js';
 import type { Session } from './frontend/session.js';
 import type { StateStore } from './state/store.js';
 import type { InflightTxn, TwoPhaseCommit } from './txn/commit.js';
+import type { CommitBarrier } from './txn/barrier.js';
+import type { CatalogCache } from './determinism/catalog.js';
 
 export interface CoordinatorContext {
   config: Config;
@@ -17,4 +19,8 @@ export interface CoordinatorContext {
   commit: TwoPhaseCommit;
   /** Transactions in two-phase commit right now, by GID. */
   inflight: Map<string, InflightTxn>;
+  /** Gate around every commit; `pgquorum verify` holds it for a consistent cut (src/txn/barrier.ts). */
+  barrier: CommitBarrier;
+  /** Tables' defaults and keys, functions' volatility, read from the main node (src/determinism/catalog.ts). */
+  catalog: CatalogCache;
 }

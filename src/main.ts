@@ -10,6 +10,9 @@ import { FileStateStore } from './state/file-store.js';
 import { GxidAllocator } from './txn/gtm.js';
 import { TwoPhaseCommit, type InflightTxn } from './txn/commit.js';
 import { Resolver } from './txn/resolver.js';
+import { CommitBarrier } from './txn/barrier.js';
+import { CatalogCache } from './determinism/catalog.js';
+import { setReadOnlyFunctions } from './sql/classify.js';
 
 /** How often the resolver looks for in-doubt transactions (it also runs once at start). */
 const RESOLVE_INTERVAL_MS = 2000;
@@ -33,8 +36,10 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   await cluster.attachStore(store);
   const gxids = new GxidAllocator(store, config.coordinator.id);
   const inflight = new Map<string, InflightTxn>();
-  const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight });
-  const ctx: CoordinatorContext = { config, cluster, log, sessions: new Map(), store, commit, inflight };
+  setReadOnlyFunctions(config.determinism.read_only_functions);
+  const barrier = new CommitBarrier({ log });
+  const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight, barrier });
+  const ctx: CoordinatorContext = { config, cluster, log, sessions: new Map(), store, commit, inflight, barrier, catalog: new CatalogCache() };
   // In-doubt transactions left by an earlier run are finished before clients come in.
   const resolver = new Resolver(ctx, store, inflight);
   await resolver.runOnce();

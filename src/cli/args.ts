@@ -98,6 +98,16 @@ export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
   'dev up': DEV_FLAGS,
   'dev down': { dir: { type: 'string', default: './.dev' } },
   'dev status': { dir: { type: 'string', default: './.dev' } },
+  verify: {
+    config: { type: 'string' },
+    user: { type: 'string' },
+    dbname: { type: 'string' },
+    table: { type: 'string' },
+    'chunk-rows': { type: 'int', default: 10000, min: 1, max: 1000000 },
+    host: { type: 'string' },
+    port: { type: 'int', min: 1, max: 65535 },
+    json: { type: 'bool', default: false },
+  },
   help: {},
 };
 
@@ -109,6 +119,7 @@ Commands:
   dev up                  create (if absent) and start local PostgreSQL nodes
   dev down                stop the local nodes
   dev status              show the local nodes
+  verify --config FILE    compare the up nodes' tables and sequences (exit 0 same, 1 different, 2 could not check)
   help [COMMAND]          show help for a command
 
 Flags: --help (-h) on any command, --version.
@@ -154,6 +165,26 @@ stays; 'dev up --dir D' starts them again. Remove D to start afresh.
 Shows each local node in D: port, PID, whether it accepts connections.
 
   --dir D        default ./.dev`,
+  verify: `Usage: pgquorum verify --config FILE [--table NAME] [--user NAME] [--dbname DB]
+                       [--chunk-rows N] [--host H] [--port P] [--json]
+
+Compares every table (rows in key order, checksummed in chunks) and every
+sequence of database DB across all 'up' nodes, at one consistent cut: it
+holds the coordinator's commit barrier while it opens a REPEATABLE READ
+snapshot on every node (a few ms; the length is printed), then compares in
+those snapshots while the cluster keeps working. Connects to the coordinator
+of FILE and to each node directly, as a user of FILE's users.
+
+  --table NAME      only this table (NAME or schema.NAME); skips sequences
+  --user NAME       user from the config's users (default: the first)
+  --dbname DB       database (default: the user name)
+  --chunk-rows N    rows per checksum chunk (default 10000)
+  --host H, --port P  the coordinator's address (default: from FILE)
+  --json            the report as JSON on stdout
+
+Exit: 0 identical, 1 different (table, nodes and first differing key are
+named), 2 could not check (coordinator unreachable, fewer than 2 nodes up,
+a node refused the connection, bad config).`,
   help: `Usage: pgquorum help [COMMAND]
 
 Shows the general usage, or the help of COMMAND (e.g. 'pgquorum help dev up').`,

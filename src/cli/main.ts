@@ -10,6 +10,7 @@ import { loadConfig } from '../config/load.js';
 import { COMMAND_FLAGS, HELP, USAGE, UsageError, parseFlags, type Parsed } from './args.js';
 import { loadStartCoordinator, reloadConfig, runUntilSignal, say } from './coordinator.js';
 import { cmdDev, cmdDevDown, cmdDevStatus, cmdDevUp } from './dev.js';
+import { cmdVerify } from './verify.js';
 
 type Command = (p: Parsed) => Promise<number>;
 
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   'dev up': cmdDevUp,
   'dev down': cmdDevDown,
   'dev status': cmdDevStatus,
+  verify: cmdVerify,
 };
 
 /** Run the CLI with `argv` (without node and script); resolves with the exit code. */

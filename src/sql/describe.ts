@@ -465,6 +465,7 @@ function bodyCalls(options: unknown, sqlBody: unknown, ctx: WalkCtx): string[] {
       if (BODY_CALL.test(bare)) found.add(bare);
     }
     if (ctx.random) found.add('random');
+    if (ctx.timeSeen) found.add('current_timestamp');
   }
   return [...found];
 }

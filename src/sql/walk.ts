@@ -15,7 +15,7 @@ import { callEnd } from './lexer.js';
  * statement gives every node the same value (docs/determinism.md).
  */
 export const UUID_FROM_RANDOM =
-  "pg_catalog.overlay(pg_catalog.overlay(pg_catalog.md5(pg_catalog.random()::pg_catalog.text || ':' || pg_catalog.random()::pg_catalog.text) placing '4' from 13) placing '8' from 17)::pg_catalog.uuid";
+  "pg_catalog.overlay(pg_catalog.overlay(pg_catalog.md5(pg_catalog.random()::pg_catalog.text || ':' || pg_catalog.random()::pg_catalog.text), '4', 13), '8', 17)::pg_catalog.uuid";
 
 /** A SELECT with LIMIT/OFFSET whose ORDER BY does not cover its output: total only if it covers a key of `relation`. */
 export interface OrderCheck {
@@ -48,6 +48,8 @@ export interface WalkCtx {
   ctes: string[];
   /** random(), random_normal(), or a UUID function (rewritten to random()) is called */
   random: boolean;
+  /** CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME ... seen (also where nothing is rewritten) */
+  timeSeen: boolean;
   /** sequences drawn from or set by nextval()/setval() (name as written; '*' when not a constant) */
   sequences: string[];
   /** constructs that cannot give the same value on every node (txid_current(), ctid, ...) */
@@ -78,6 +80,7 @@ export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
     collect: false,
     ctes: [],
     random: false,
+    timeSeen: false,
     sequences: [],
     unsafe: [],
     setDefault: false,
@@ -265,6 +268,7 @@ function visitNode(type: string, body: Obj, ctx: WalkCtx): void {
       visitFuncCall(body, ctx);
       return;
     case 'SQLValueFunction':
+      if (/TIME|DATE/.test(String(body.op ?? ''))) ctx.timeSeen = true;
       if (ctx.collect) addEdit(timeEditFor(ctx.buf, 'SQLValueFunction', body), ctx);
       return;
     case 'TypeCast': {

@@ -14,6 +14,7 @@ import { classify, type Classification, type StatementInfo } from '../sql/classi
 import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/rewrite.js';
 import type { Executor, Req } from './executor.js';
 import { nowMicros, timeValues } from './times.js';
+import { refuseExtendedRolePassword } from './role-password.js';
 
 export interface BatchDecoders {
   parse(p: Buffer): Parse;
@@ -69,6 +70,8 @@ export class BatchPlanner {
   /** ParameterDescription replies to fix, in order: how many coordinator-added parameters to hide. */
   stripQueue: number[] = [];
   private readonly exec: Executor;
+  /** Set by the Router: the Parse text of an INSERT with its clock/random defaults named, or null. */
+  fill: ((sql: string, info: StatementInfo) => string | null) | null = null;
 
   constructor(exec: Executor) {
     this.exec = exec;
@@ -86,8 +89,15 @@ export class BatchPlanner {
     let parseMsg: Buffer = Buffer.from(raw);
     let sentSql = p.sql;
     let rewrite: ParamRewrite | null = null;
-    if (cls.write && cls.needsRewrite) {
-      rewrite = rewriteExtended(p.sql);
+    // INSERT defaults that read a clock or the random generator, made explicit (src/determinism/plan.ts)
+    const filled = info && cls.write && this.fill ? this.fill(p.sql, info) : null;
+    const src = filled ?? p.sql;
+    if (filled) {
+      sentSql = filled;
+      parseMsg = encodeParse({ name: p.name, sql: filled, paramTypes: p.paramTypes });
+    }
+    if (cls.write && (filled ? classify(filled).needsRewrite : cls.needsRewrite)) {
+      rewrite = rewriteExtended(src);
       if (rewrite) {
         const types = p.paramTypes.slice();
         while (types.length < rewrite.originalParamCount) types.push(0);
@@ -136,6 +146,7 @@ export class BatchPlanner {
         case FE.Parse: {
           const p = dec.parse(f.payload);
           const def = this.define(p, f.raw);
+          refuseExtendedRolePassword(def.info); // a plain-text role password needs the simple protocol
           if (p.name !== '') touched.add(p.name);
           localStmts.set(p.name, def);
           out.push(def.parseMsg);

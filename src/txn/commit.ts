@@ -22,6 +22,7 @@ import { encodeQuery } from '../protocol/frontend.js';
 import type { StateStore } from '../state/store.js';
 import type { GxidAllocator } from './gtm.js';
 import { failpoint } from './failpoints.js';
+import type { CommitBarrier } from './barrier.js';
 
 export type CommitPhase = 'preparing' | 'deciding' | 'committing' | 'aborting' | 'committed' | 'aborted';
 
@@ -59,6 +60,8 @@ export interface CommitDeps {
   log: Logger;
   /** Transactions between PREPARE and the end of COMMIT/ROLLBACK PREPARED; the resolver leaves them alone. */
   inflight: Map<string, InflightTxn>;
+  /** Every commit runs inside this gate (src/txn/barrier.ts). */
+  barrier?: CommitBarrier;
 }
 
 export type CommitOutcome = { ok: true; gid: string } | { ok: false; error: PgqError };
@@ -82,6 +85,20 @@ export class TwoPhaseCommit {
    * COMMIT after the decision is recorded.
    */
   async commit(conns: NodeConnection[], session: number, plain: NodeConnection | null): Promise<CommitOutcome> {
+    // The whole sequence, PREPARE to the last COMMIT/ROLLBACK PREPARED, is inside the commit barrier.
+    const barrier = this.d.barrier;
+    if (barrier) {
+      const wait = barrier.enter();
+      if (wait) await wait;
+    }
+    try {
+      return await this.commitInGate(conns, session, plain);
+    } finally {
+      barrier?.exit();
+    }
+  }
+
+  private async commitInGate(conns: NodeConnection[], session: number, plain: NodeConnection | null): Promise<CommitOutcome> {
     const { cluster, store, gxids, log, inflight } = this.d;
     const gxid = await gxids.next();
     const gid = gxids.gid(gxid);

@@ -35,6 +35,7 @@ import { encodeCopyFail, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
 import { rowsDigest, vote } from './vote.js';
+import { refuse } from '../determinism/plan.js';
 import type { CommitOutcome } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
@@ -70,6 +71,26 @@ export interface Req {
   text: string;
   /** A simple-protocol Query holding exactly the statement being routed. */
   simple?: boolean;
+  /** Determinism (src/determinism/plan.ts): sequences to serialize on; the main node locks them first. */
+  sequences?: readonly string[];
+  /** Seed every node's random generator with this value (-1..1) right before the request. */
+  seed?: number;
+  /** The request draws values in row order: refuse it if the main node touched more than one row. */
+  singleRow?: boolean;
+}
+
+/** First key of pgquorum's advisory locks (the second is the sequence's OID): 'pgq!'. */
+export const SEQ_LOCK_KEY = 0x70677121;
+const seqLockArg = (name: string): string =>
+  `${SEQ_LOCK_KEY}, pg_catalog.to_regclass('${name.replace(/'/g, "''")}')::pg_catalog.oid::pg_catalog.int4`;
+
+function rowCount(tags: readonly string[]): number {
+  let n = 0;
+  for (const t of tags) {
+    const m = /(\d+)$/.exec(t);
+    if (m && /^(UPDATE|DELETE|MERGE|INSERT)/.test(t)) n += Number(m[1]);
+  }
+  return n;
 }
 
 interface Txn {
@@ -110,6 +131,13 @@ export class Executor {
   private readonly ctx: CoordinatorContext;
   private readonly s: Session;
   private readonly log: Logger;
+  /**
+   * Sequence locks this session holds on the main node (session-level
+   * advisory locks), and whether the sequence must be copied from the main
+   * node to the others before the lock goes (after a statement that ran on
+   * the main node only).
+   */
+  private readonly seqLocks = new Map<string, boolean>();
 
   constructor(ctx: CoordinatorContext, s: Session) {
     this.ctx = ctx;
@@ -258,7 +286,7 @@ export class Executor {
   async exchangeOn(
     c: NodeConnection,
     req: Req,
-    o: { wrap?: boolean; buffer?: boolean; live?: boolean; spool?: boolean; copyData?: Buffer[] | null },
+    o: { wrap?: boolean; buffer?: boolean; live?: boolean; spool?: boolean; copyData?: Buffer[] | null; prefix?: Buffer[] },
   ): Promise<ExchangeResult & { forwarded: boolean; copy: CopyIn | null }> {
     const bufs: Buffer[] = [];
     let readies = 0;
@@ -269,6 +297,10 @@ export class Executor {
     } else if (txn && !txn.joined.has(c)) {
       for (const b of txn.log) bufs.push(b);
       readies = txn.log.length;
+    }
+    if (o.prefix) {
+      for (const b of o.prefix) bufs.push(b);
+      readies += o.prefix.length;
     }
     const body = req.forNode(c);
     for (const b of body.bufs) bufs.push(b);
@@ -360,6 +392,7 @@ export class Executor {
     }
     this.copyIn = null;
     this.sendError(err, true);
+    await this.releaseSequences();
   }
 
   /** Parallel route: the same request on several nodes at once, answered with the vote's winner. */
@@ -419,7 +452,72 @@ export class Executor {
     this.checkWriteQuorum();
     const main = this.mainConn();
     wrap = wrap && !this.txn;
-    const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true });
+    const seedQ = req.seed !== undefined ? [encodeQuery(`SELECT pg_catalog.setseed(${req.seed})`)] : [];
+    const mainPrefix = [...this.lockSequences(req.sequences), ...seedQ];
+    try {
+      return await this.fanOutLocked(req, wrap, main, mainPrefix, seedQ);
+    } finally {
+      if (this.seqLocks.size > 0) await this.releaseSequences();
+    }
+  }
+
+  /** Lock messages for the sequences not locked yet (they stay locked until releaseSequences()). */
+  private lockSequences(names: readonly string[] | undefined): Buffer[] {
+    if (!names || names.length === 0) return [];
+    const fresh = names.filter((n) => !this.seqLocks.has(n));
+    if (fresh.length === 0) return [];
+    for (const n of fresh) this.seqLocks.set(n, false);
+    return [encodeQuery(`SELECT ${fresh.map((n) => `pg_catalog.pg_advisory_lock(${seqLockArg(n)})`).join(', ')}`)];
+  }
+
+  /**
+   * Copies sequences the main node advanced alone to the other nodes, then
+   * unlocks them. Deferred while a node's transaction is in the failed
+   * state (nothing runs there until ROLLBACK); called again after the
+   * transaction ends.
+   */
+  async releaseSequences(): Promise<void> {
+    if (this.seqLocks.size === 0) return;
+    const main = this.s.conns.get(this.ctx.cluster.main());
+    if (!main || main.closed) {
+      this.seqLocks.clear(); // the locks went with the connection
+      return;
+    }
+    const others = this.liveConns().filter((c) => c !== main);
+    if (main.txnStatus === 'E' || main.busy) return;
+    const sync = [...this.seqLocks].filter(([, v]) => v).map(([k]) => k);
+    if (sync.length > 0) {
+      if (others.some((c) => c.txnStatus === 'E' || c.busy)) return;
+      for (const name of sync) {
+        const r = await main.exchange(encodeQuery(`SELECT last_value, is_called FROM ${name}`), { buffer: true });
+        const row = r.frames.find((f) => f[0] === BE.DataRow);
+        if (r.lost || r.error || !row) continue;
+        const [v, called] = decodeDataRow(row.subarray(5));
+        if (!v) continue;
+        const q = encodeQuery(
+          `SELECT pg_catalog.setval('${name.replace(/'/g, "''")}', ${v.toString()}, ${called?.toString() === 't'})`,
+        );
+        const rs = await Promise.all(others.map((c) => c.exchange(q)));
+        rs.forEach((x, i) => {
+          if (x.lost) this.nodeLost(others[i]!, x.lost);
+          else if (x.error) this.markDiverged(others[i]!, `could not copy sequence ${name} from the main node: ${x.error['M']}`);
+        });
+        this.log.info({ sequence: name, value: v.toString() }, 'sequence copied from the main node after a statement that ran there alone');
+      }
+    }
+    const names = [...this.seqLocks.keys()];
+    this.seqLocks.clear();
+    const r = await main.exchange(encodeQuery(`SELECT ${names.map((n) => `pg_catalog.pg_advisory_unlock(${seqLockArg(n)})`).join(', ')}`));
+    if (r.lost) this.nodeLost(main, r.lost);
+  }
+
+  /** The main node ran a statement that drew sequence values and the others did not: copy them before unlocking. */
+  private mainAloneDrew(req: Req): void {
+    for (const n of req.sequences ?? []) if (this.seqLocks.has(n)) this.seqLocks.set(n, true);
+  }
+
+  private async fanOutLocked(req: Req, wrap: boolean, main: NodeConnection, mainPrefix: Buffer[], seedQ: Buffer[]): Promise<ExchangeResult | null> {
+    const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true, prefix: mainPrefix });
     const copy = first.copy;
     if (copy && !copy.done) {
       // The main node ended the COPY early (an error): the others must end it the same way.
@@ -432,7 +530,26 @@ export class Executor {
       return null;
     }
     main.node.writes++;
+    if (req.singleRow && !first.error && rowCount(first.tags) > 1) {
+      // Values drawn per row in each node's own row order: refused after the fact (rolled back).
+      this.mainAloneDrew(req);
+      const err = refuse(
+        'row-order',
+        `the statement draws random or sequence values for ${rowCount(first.tags)} rows, in an order that differs between nodes`,
+        'Touch one row per statement (e.g. WHERE on the primary key), or compute the values in a subquery with ORDER BY over a key.',
+      );
+      if (wrap) {
+        await main.exchange(Q_ROLLBACK);
+        this.s.status = 'I';
+      } else {
+        await Promise.all([...(this.txn?.joined ?? [main])].filter((c) => !c.closed && c.txnStatus === 'T').map((c) => c.exchange(Q_ABORT)));
+        this.s.status = 'E';
+      }
+      this.sendError(err, true);
+      return null;
+    }
     if (isTransient(first)) {
+      this.mainAloneDrew(req);
       // Deadlock victim, serialization failure, lock timeout, cancel: an answer of
       // this moment, not of the data. The replicas must not run the statement (they
       // would wait for locks the main node already gave away, and could pick another
@@ -451,12 +568,13 @@ export class Executor {
     const rest = await Promise.all(
       others.map((c) => {
         c.node.writes++;
-        return this.exchangeOn(c, req, { wrap, buffer: true, copyData: copy?.spool ?? null });
+        return this.exchangeOn(c, req, { wrap, buffer: true, copyData: copy?.spool ?? null, prefix: seedQ });
       }),
     );
     const results: ExchangeResult[] = [first, ...rest];
     const transient = rest.find(isTransient);
     if (transient) {
+      this.mainAloneDrew(req);
       // A replica was cancelled or picked as a victim where the main node was not: the
       // statement fails for the client with that error and nobody is outvoted.
       const live = results.filter((r) => !r.lost).map((r) => r.node);
@@ -514,7 +632,7 @@ export class Executor {
     if (!only) {
       return { ok: false, error: this.lostInRequest(new PgqError('ERR_NODE_LOST', 'every node of the transaction was lost', { sqlstate: SqlState.CONNECTION_FAILURE })) };
     }
-    const r = await only.exchange(Q_COMMIT);
+    const r = await this.ctx.barrier.around(() => only.exchange(Q_COMMIT)); // the commit barrier (src/txn/barrier.ts)
     if (r.lost) {
       this.nodeLost(only, r.lost);
       return { ok: false, error: this.lostInRequest(r.lost) };
@@ -524,9 +642,9 @@ export class Executor {
   }
 
   /** Main node only (temporary objects, LISTEN/NOTIFY); joins the transaction there. */
-  async mainOnly(req: Req, wrote: boolean): Promise<ExchangeResult | null> {
+  async mainOnly(req: Req, wrote: boolean, preparable = false): Promise<ExchangeResult | null> {
     const main = this.mainConn();
-    if (this.txn) this.txn.plainOnMain = true; // temporary objects, LISTEN/NOTIFY: PostgreSQL cannot PREPARE these
+    if (this.txn && !preparable) this.txn.plainOnMain = true; // temporary objects, LISTEN/NOTIFY: PostgreSQL cannot PREPARE these
     const r = await this.read(main, req, false);
     if (r && this.txn && wrote) {
       this.txn.wrote = true;

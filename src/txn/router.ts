@@ -16,7 +16,13 @@ import type { TimeKind } from '../sql/timespans.js';
 import { nowMicros, timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
+import { isPgquorumSetting, pgquorumSetting } from '../admin/barrier-command.js';
 import { describe, Executor, isTxnControl, Q_ABORT, type Req } from './executor.js';
+import { needsPlan, NO_PLAN, planInsert, planStatement, refuse, type DetPlan, type PlanEnv } from '../determinism/plan.js';
+import { encodeNoticeResponse } from '../protocol/backend.js';
+import { redactSql } from '../sql/redact.js';
+import { randomBytes } from 'node:crypto';
+import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
@@ -31,10 +37,18 @@ export class Router {
   private readonly sqlPrepared = new Map<string, { inner: StatementInfo; timeParams: readonly TimeKind[] }>();
   /** SQL cursors: name -> the node holding it, or 'all' for a cursor whose query writes (declared on every node). */
   private readonly cursors = new Map<string, NodeConnection | 'all'>();
+  /** Cursors on every node whose query draws sequence or random values: how each FETCH is made deterministic. */
+  private readonly cursorPlans = new Map<string, DetPlan>();
   /** A temporary object may have appeared or vanished in this transaction: re-read the list at its end. */
   private tempDirty = false;
   /** The session set search_path: which relation an unqualified name means must be asked of the main node. */
   private customSearchPath = false;
+  /** The session's own SET search_path (part of the catalog cache key), or null. */
+  private customSearchPathText: string | null = null;
+  /** This transaction ran DDL: catalog answers read inside it are not shared, and the cache is dropped at its end. */
+  private txnDdl = false;
+  /** setseed() the session called: the seeds of its writes are then derived from it (repeatable), else random. */
+  private userSeed: { base: number; n: number } | null = null;
   /** Temporary relations this session created (they live on the main node only). */
   readonly tempNames = new Set<string>();
   /** Those of them an unqualified name resolves to (all of them unless search_path puts pg_temp after a schema that has the name). */
@@ -46,6 +60,7 @@ export class Router {
     this.ctx = ctx;
     this.s = s;
     this.exec = exec;
+    exec.planner.fill = (sql, info) => this.fillForParse(sql, info);
   }
 
   // ---- transaction control -------------------------------------------------
@@ -152,7 +167,7 @@ export class Router {
     const raw = frame.raw; // a view: frames are never overwritten once read
     const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql, simple: true };
     if (this.exec.txn?.broken) return this.brokenTxn(st.length === 1 ? st[0]!.kind : 'write');
-    if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, () => this.rewritten(sql, cls, raw));
+    if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, (filled) => this.rewritten(sql, cls, raw, filled));
     if (st.every((s) => s.kind === 'read' && !this.touchesTemp(s))) {
       await this.exec.read(this.exec.readConn(), plain, true);
       return;
@@ -162,16 +177,126 @@ export class Router {
       return;
     }
     const wrap = !this.exec.txn && !st.some((s) => isTxnControl(s.kind) || s.kind === 'non_transactional' || s.kind.endsWith('_database'));
-    await this.exec.fanOut(this.rewritten(sql, cls, raw), wrap);
+    // determinism over the whole string: one seed, every sequence serialized; no rewriting of defaults
+    const multi: DetPlan = { text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false };
+    for (const s of st) {
+      if (!needsPlan(s) || this.s.status === 'E') continue;
+      const p = await planStatement(s, null, this.planEnv());
+      if (p.text !== null || p.singleRow || (p.mainOnly && st.length > 1)) {
+        throw refuse(
+          'multi-statement',
+          `"${redactSql(s.text).slice(0, 60)}" needs a rewrite or a row check that pgquorum only does for a statement sent on its own`,
+          'Send that statement as its own query.',
+        );
+      }
+      if (p.seed) multi.seed = true;
+      for (const q of p.sequences) if (!multi.sequences.includes(q)) multi.sequences.push(q);
+    }
+    const req0 = st.some(isRolePasswordStatement) ? await rolePasswordReq(this.exec, sql, () => this.rewritten(sql, cls, raw)) : this.rewritten(sql, cls, raw);
+    await this.exec.fanOut(this.withPlan(req0, multi), wrap);
+    for (const s of st) this.afterWrite(s);
   }
 
-  /** A write's Query with time values fixed by the coordinator. */
-  private rewritten(sql: string, cls: Classification, raw: Buffer): Req {
+  /** A write's Query with time values fixed by the coordinator; `filled`: the text with defaults made explicit. */
+  private rewritten(sql: string, cls: Classification, raw: Buffer, filled?: string | null): Req {
+    if (filled) {
+      const text = rewriteSimple(filled, timeValues(this.exec.txn?.startMicros ?? nowMicros())) ?? filled;
+      const msg = encodeQuery(text);
+      return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
+    }
     if (!cls.needsRewrite) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
     const txnStart = this.exec.txn?.startMicros ?? nowMicros();
     const text = rewriteSimple(sql, timeValues(txnStart));
     const msg = text === null ? raw : encodeQuery(text);
     return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
+  }
+
+  // ---- determinism (src/determinism/plan.ts) ------------------------------------
+
+  private catalogScope(): string {
+    return `${this.s.database}\0${this.customSearchPathText ?? ''}`;
+  }
+
+  private planEnv(): PlanEnv {
+    const conn = this.exec.mainConn();
+    const scope = this.catalogScope();
+    const cacheable = !this.txnDdl;
+    const mode = this.ctx.config.determinism?.function_bodies ?? 'refuse';
+    return {
+      table: (rel) => this.ctx.catalog.table(conn, scope, rel, cacheable),
+      functionVolatile: (name) => this.ctx.catalog.functionVolatile(conn, scope, name, cacheable),
+      functionBodies: mode,
+      warn: (message) => this.s.client.send(encodeNoticeResponse({ S: 'WARNING', V: 'WARNING', C: '01000', M: message })),
+    };
+  }
+
+  /** The determinism plan of one statement; `text` is what its offsets refer to (null: filled at Parse already). */
+  async plan(s: StatementInfo, text: string | null): Promise<DetPlan> {
+    if (!needsPlan(s)) return NO_PLAN;
+    return planStatement(s, text, this.planEnv());
+  }
+
+  /** A seed for setseed(): random, or derived from the session's own setseed() so its runs repeat. */
+  private nextSeed(): number {
+    if (this.userSeed) {
+      const n = ++this.userSeed.n;
+      const x = Math.sin(this.userSeed.base * 1e4 + n) * 1e4;
+      return Number(((x - Math.floor(x)) * 2 - 1).toFixed(15));
+    }
+    const v = randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
+    return Number((v * 2 - 1).toFixed(15));
+  }
+
+  /** The request with the plan's serialization, seeding and row rule attached. */
+  private withPlan(req: Req, plan: DetPlan): Req {
+    if (plan === NO_PLAN || (!plan.seed && plan.sequences.length === 0 && !plan.singleRow)) return req;
+    const out: Req = { ...req };
+    if (plan.sequences.length > 0) out.sequences = plan.sequences;
+    if (plan.seed) out.seed = this.nextSeed();
+    if (plan.singleRow) out.singleRow = true;
+    return out;
+  }
+
+  /** After a statement ran: DDL drops the catalog cache (and marks the transaction). */
+  private afterWrite(s: StatementInfo): void {
+    if (s.dataWrite || s.tag === 'SELECT' || s.tag === 'LOCK TABLE' || s.tag === 'TRUNCATE TABLE' || s.tag === '') return;
+    this.ctx.catalog.invalidate();
+    if (this.exec.txn) this.txnDdl = true;
+  }
+
+  /** Called at the end of every transaction. */
+  private txnEnded(): void {
+    if (this.txnDdl) {
+      this.ctx.catalog.invalidate();
+      this.txnDdl = false;
+    }
+  }
+
+  /** Extended protocol: the Parse text of an INSERT with clock/random defaults made explicit (from the cache warmed by prefetch()). */
+  fillForParse(sql: string, info: StatementInfo): string | null {
+    if (!info.insert || !info.target || info.insert.source === 'select' && info.insert.selectWidth === undefined && !info.insert.columns) return null;
+    const t = this.ctx.catalog.peekTable(this.catalogScope(), info.target);
+    if (!t) return null;
+    const plan = { text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false } as DetPlan;
+    try {
+      planInsert(info.insert, t, sql, plan);
+    } catch {
+      return null; // refused again, with its error, when it is executed
+    }
+    return plan.text;
+  }
+
+  /** Warm the catalog cache for the INSERT targets of a batch's Parse messages. */
+  private async prefetch(frames: Frame[], dec: BatchDecoders): Promise<void> {
+    if (this.s.status === 'E') return;
+    for (const f of frames) {
+      if (f.type !== 0x50 /* Parse */) continue;
+      const p = dec.parse(f.payload);
+      const info = classify(p.sql).statements[0];
+      if (!info?.target || !info.insert) continue;
+      if (this.ctx.catalog.peekTable(this.catalogScope(), info.target) !== undefined) continue;
+      await this.planEnv().table(info.target);
+    }
   }
 
   touchesTemp(s: StatementInfo): boolean {
@@ -184,7 +309,7 @@ export class Router {
    * Route one statement (simple protocol) or one Execute (extended protocol).
    * `writeReq` builds the request with deterministic rewriting for writes.
    */
-  async dispatch(s: StatementInfo, cls: Classification, text: string, req: Req, writeReq: () => Req): Promise<void> {
+  async dispatch(s: StatementInfo, cls: Classification, text: string, req: Req, writeReq: (filled?: string | null) => Req): Promise<void> {
     if (this.exec.txn?.broken) return this.brokenTxn(s.kind);
     if (this.s.status === 'E' && this.exec.txn && !isTxnControl(s.kind)) {
       await this.exec.read(this.exec.txn.home, req, false); // PostgreSQL answers 25P02
@@ -205,9 +330,14 @@ export class Router {
       }
       case 'declare_cursor': {
         if (s.inner && s.inner.kind !== 'read') {
-          // FOR UPDATE, nextval() ...: the cursor exists on every node and every FETCH runs everywhere.
+          // FOR UPDATE, nextval() ...: the cursor exists on every node and every FETCH runs everywhere,
+          // serialized on the sequences it draws from and with the random generator seeded.
+          const plan = needsPlan(s.inner) ? await this.plan(s.inner, null) : NO_PLAN;
           const w = await this.exec.fanOut(writeReq(), false);
-          if (w && !w.error && s.name) this.cursors.set(s.name, 'all');
+          if (w && !w.error && s.name) {
+            this.cursors.set(s.name, 'all');
+            if (plan !== NO_PLAN) this.cursorPlans.set(s.name, plan);
+          }
           return;
         }
         const c = this.exec.txn ? this.exec.txn.home : this.touchesTemp(s) ? this.exec.mainConn() : this.exec.readConn();
@@ -219,7 +349,8 @@ export class Router {
       case 'close_cursor': {
         const where = s.name ? this.cursors.get(s.name) : undefined;
         if (where === 'all') {
-          const w = await this.exec.fanOut(req, false);
+          const plan = s.kind === 'fetch' && s.name ? this.cursorPlans.get(s.name) : undefined;
+          const w = await this.exec.fanOut(plan ? this.withPlan(req, { ...plan, singleRow: false }) : req, false);
           if (w && !w.error && s.kind === 'close_cursor' && s.name) this.cursors.delete(s.name);
           return;
         }
@@ -232,11 +363,14 @@ export class Router {
       case 'copy_from':
       case 'other_utility':
       case 'checkpoint':
-        return this.write(s, writeReq);
+        return this.write(s, writeReq, req.simple ? text : null, req);
       case 'session':
       case 'prepare':
       case 'deallocate':
       case 'load': {
+        if (isPgquorumSetting(s)) return pgquorumSetting(s, req.simple === true, this.ctx, this.s); // SET pgquorum.commit_barrier: the coordinator's own
+        // PREPARE of a statement pgquorum would refuse: refused now, not at each EXECUTE
+        if (s.kind === 'prepare' && s.inner && needsPlan(s.inner) && this.s.status !== 'E') await this.plan(s.inner, null);
         // PREPARE of a statement with time functions: they become extra parameters that each EXECUTE fills in.
         const r = await this.exec.session(s.kind === 'prepare' && s.timeParams?.length ? writeReq() : req);
         if (r && !r.error) await this.afterSessionStatement(s);
@@ -253,7 +387,8 @@ export class Router {
           const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, timeValues(this.exec.txn?.startMicros ?? nowMicros())));
           wreq = { forNode: () => ({ bufs: [msg], skip: 0 }), text };
         }
-        await this.exec.fanOut(wreq, !this.exec.txn);
+        const plan = p && this.s.status !== 'E' ? await this.plan(p.inner, null) : NO_PLAN;
+        await this.exec.fanOut(this.withPlan(wreq, plan), !this.exec.txn);
         return;
       }
       case 'listen':
@@ -274,7 +409,7 @@ export class Router {
           if (s.kind === 'commit' || s.kind === 'rollback' || s.kind === 'rollback_to') await this.afterTxnControl();
           return;
         }
-        return this.write(s, writeReq);
+        return this.write(s, writeReq, req.simple ? text : null, req);
     }
   }
 
@@ -283,7 +418,7 @@ export class Router {
     return this.tempUnqualified.has(name);
   }
 
-  private async write(s: StatementInfo, writeReq: () => Req): Promise<void> {
+  private async write(s: StatementInfo, writeReq: (filled?: string | null) => Req, text: string | null, plain: Req): Promise<void> {
     if (s.tag === 'LOCK TABLE' && !this.exec.txn) {
       await this.exec.read(this.exec.readConn(), writeReq(), true); // PostgreSQL: only in transaction blocks
       return;
@@ -322,7 +457,21 @@ export class Router {
         );
       }
     }
-    await this.exec.fanOut(writeReq(), !this.exec.txn);
+    const plan = needsPlan(s) && this.s.status !== 'E' ? await planStatement(s, text, { ...this.planEnv(), filledAtParse: text === null }) : NO_PLAN;
+    if (plan.read) {
+      // only user functions the catalog knows to be stable or immutable: an ordinary read
+      await this.exec.read(this.exec.readConn(), plain, true);
+      return;
+    }
+    if (plan.mainOnly) {
+      // per-server facts read without writing (SELECT txid_current()): the main node answers
+      await this.exec.mainOnly(plain, false, true);
+      return;
+    }
+    // CREATE/ALTER ROLE ... PASSWORD 'plain': every node gets the verifier the coordinator computed (src/txn/role-password.ts).
+    const req = isRolePasswordStatement(s) ? await rolePasswordReq(this.exec, s.text, writeReq) : writeReq(plan.text);
+    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn);
+    this.afterWrite(s);
   }
 
   /** Re-read the session's temporary relations from the main node (after ROLLBACK, ON COMMIT DROP, ...). */
@@ -356,13 +505,20 @@ export class Router {
 
   /** After COMMIT/ROLLBACK/ROLLBACK TO: temporary objects may have come or gone. */
   async afterTxnControl(): Promise<void> {
+    if (!this.exec.txn) this.txnEnded();
+    await this.exec.releaseSequences(); // sequence locks a failed statement left for the end of the transaction
     if (this.tempDirty && this.s.status !== 'E') await this.refreshTempNames();
   }
 
   private async afterSessionStatement(s: StatementInfo): Promise<void> {
     if (/search_path|^\s*RESET\s+ALL/i.test(s.text) || s.discard === 'all') {
+      this.customSearchPathText = /search_path/i.test(s.text) && /^\s*SET\b/i.test(s.text) ? s.text : null;
       this.customSearchPath = /pg_temp/i.test(s.text) && /^\s*SET\b/i.test(s.text);
       if (this.tempNames.size > 0) await this.refreshTempNames();
+    }
+    if (s.name === 'setseed' || (s.functions.includes('setseed') && s.tag === 'SELECT')) {
+      const m = /setseed\s*\(\s*'?\s*(-?[0-9.eE+-]+)/i.exec(s.text);
+      this.userSeed = m ? { base: Number(m[1]), n: 0 } : null;
     }
     if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, { inner: s.inner, timeParams: s.timeParams ?? [] });
     if (s.kind === 'deallocate') {
@@ -385,6 +541,7 @@ export class Router {
   async batch(frames: Frame[], end: 'sync' | 'flush', dec: BatchDecoders): Promise<void> {
     this.exec.busy = true;
     try {
+      await this.prefetch(frames, dec);
       const pb = this.exec.planner.plan(frames, end, dec);
       await this.runBatch(pb);
       this.exec.planner.finish(end, this.s.status);
