@@ -191,6 +191,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'MergeStmt': {
+      ctx.drawOnce = type !== 'InsertStmt';
       walkAll(true);
       if (ctx.locking) info.locksRows = true;
       info.dataWrite = true;

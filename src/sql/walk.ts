@@ -50,6 +50,8 @@ export interface WalkCtx {
   random: boolean;
   /** CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME ... seen (also where nothing is rewritten) */
   timeSeen: boolean;
+  /** UPDATE/DELETE/MERGE: random, UUID and sequence draws are wrapped to be evaluated once */
+  drawOnce: boolean;
   /** sequences drawn from or set by nextval()/setval() (name as written; '*' when not a constant) */
   sequences: string[];
   /** constructs that cannot give the same value on every node (txid_current(), ctid, ...) */
@@ -81,6 +83,7 @@ export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
     ctes: [],
     random: false,
     timeSeen: false,
+    drawOnce: false,
     sequences: [],
     unsafe: [],
     setDefault: false,
@@ -335,12 +338,21 @@ function visitFuncCall(body: Obj, ctx: WalkCtx): void {
   if (builtinCall && REFUSED_IN_WRITES.has(bare)) pushUnique(ctx.unsafe, `${bare}()`);
   if (builtinCall && RANDOM_BUILTINS.has(bare)) ctx.random = true;
   if (builtinCall && SEQUENCE_BUILTINS.has(bare)) pushUnique(ctx.sequences, sequenceArg(body.args));
-  if ((builtinCall || schema === 'public') && UUID_BUILTINS.has(bare) && !body.args) {
-    ctx.random = true;
-    if (ctx.collect) {
-      const start = typeof body.location === 'number' ? body.location : 0;
-      const end = callEnd(ctx.buf, start);
-      if (end > 0) ctx.edits.push({ start, end, kind: null, prefix: `(${UUID_FROM_RANDOM})`, suffix: '', scope: ctx.scope, replace: true });
+  const uuid = (builtinCall || schema === 'public') && UUID_BUILTINS.has(bare) && !body.args;
+  if (uuid) ctx.random = true;
+  const draw = uuid || (builtinCall && (RANDOM_BUILTINS.has(bare) || SEQUENCE_BUILTINS.has(bare)));
+  if (ctx.collect && (uuid || (draw && ctx.drawOnce))) {
+    const start = typeof body.location === 'number' ? body.location : 0;
+    const end = callEnd(ctx.buf, start);
+    if (end > 0) {
+      // In UPDATE/DELETE/MERGE a draw becomes an uncorrelated subquery (an InitPlan): evaluated
+      // once, and not again when PostgreSQL re-checks a row another transaction updated
+      // meanwhile (EvalPlanQual), which happens on some nodes and not on others.
+      const call = uuid ? UUID_FROM_RANDOM : Buffer.from(ctx.buf.subarray(start, end)).toString('utf8');
+      const text = ctx.drawOnce ? `(SELECT ${call})` : `(${call})`;
+      ctx.edits.push({ start, end, kind: null, prefix: text, suffix: '', scope: ctx.scope, replace: true });
+      walkWith(body.args, ctx, false); // count $n; nothing inside is rewritten (arguments are constants)
+      return;
     }
   }
   if (effect === 'notify' && Array.isArray(body.args)) {

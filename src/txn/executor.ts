@@ -36,6 +36,7 @@ import { classify, type Classification, type StatementInfo } from '../sql/classi
 import { rewriteSimple } from '../sql/rewrite.js';
 import { rowsDigest, vote } from './vote.js';
 import { refuse } from '../determinism/plan.js';
+import { quoteLiteral } from '../determinism/catalog.js';
 import type { CommitOutcome } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
@@ -82,7 +83,7 @@ export interface Req {
 /** First key of pgquorum's advisory locks (the second is the sequence's OID): 'pgq!'. */
 export const SEQ_LOCK_KEY = 0x70677121;
 const seqLockArg = (name: string): string =>
-  `${SEQ_LOCK_KEY}, pg_catalog.to_regclass('${name.replace(/'/g, "''")}')::pg_catalog.oid::pg_catalog.int4`;
+  `${SEQ_LOCK_KEY}, pg_catalog.to_regclass(${quoteLiteral(name)})::pg_catalog.oid::pg_catalog.int4`;
 
 function rowCount(tags: readonly string[]): number {
   let n = 0;
@@ -495,7 +496,7 @@ export class Executor {
         const [v, called] = decodeDataRow(row.subarray(5));
         if (!v) continue;
         const q = encodeQuery(
-          `SELECT pg_catalog.setval('${name.replace(/'/g, "''")}', ${v.toString()}, ${called?.toString() === 't'})`,
+          `SELECT pg_catalog.setval(${quoteLiteral(name)}, ${v.toString()}, ${called?.toString() === 't'})`,
         );
         const rs = await Promise.all(others.map((c) => c.exchange(q)));
         rs.forEach((x, i) => {
@@ -547,6 +548,11 @@ export class Executor {
       }
       this.sendError(err, true);
       return null;
+    }
+    if (req.singleRow && !first.error && rowCount(first.tags) === 0) {
+      // A row that stopped matching while the main node waited for its lock may still have drawn
+      // a sequence value there: the others (which touch no row) get the main node's state.
+      this.mainAloneDrew(req);
     }
     if (isTransient(first)) {
       this.mainAloneDrew(req);

@@ -84,6 +84,15 @@ export async function tableChecksums(cluster: TestCluster, node: number): Promis
   return out;
 }
 
+/** Every sequence of a node as 'schema.name=last_value', comma-separated, ordered. */
+export async function sequenceStates(cluster: TestCluster, node: number): Promise<string> {
+  const rows = await cluster.queryNode<{ s: string }>(
+    node,
+    "SELECT schemaname || '.' || sequencename || '=' || coalesce(last_value::text, 'null') AS s FROM pg_sequences ORDER BY 1",
+  );
+  return rows.map((r) => r.s).join(',');
+}
+
 /**
  * The usual fixture of a test file: a cluster of real nodes and an in-process
  * coordinator over it, started in before() and stopped in after(). Read

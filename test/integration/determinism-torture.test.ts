@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { sequenceStates, tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { verify } from '../../src/verify/verify.js';
 
 const SECONDS = Number(process.env.PGQUORUM_TORTURE_SECONDS ?? 30);
@@ -28,14 +28,6 @@ CREATE SEQUENCE tag_seq;
 CREATE TABLE t_log (id bigserial PRIMARY KEY, k int, note text, at timestamptz DEFAULT clock_timestamp(), u uuid DEFAULT gen_random_uuid());
 INSERT INTO t_acct (k) SELECT g FROM generate_series(1, 200) g;
 `;
-
-async function sequences(node: number): Promise<string> {
-  const rows = await f.cluster.queryNode<{ s: string }>(
-    node,
-    "SELECT sequencename || '=' || coalesce(last_value::text, 'null') AS s FROM pg_sequences ORDER BY 1",
-  );
-  return rows.map((r) => r.s).join(',');
-}
 
 /** One random step of a session; returns false when it was refused or failed for a reason of the moment. */
 async function step(c: pg.Client, who: number, i: number): Promise<string> {
@@ -119,7 +111,7 @@ it(`torture: ${SESSIONS} sessions for ${SECONDS} s mixing every deterministic co
 
   // and the direct comparison
   const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(f.cluster, i)));
-  const seqs = await Promise.all([0, 1, 2].map((i) => sequences(i)));
+  const seqs = await Promise.all([0, 1, 2].map((i) => sequenceStates(f.cluster, i)));
   assert.deepEqual(sums[1], sums[0]);
   assert.deepEqual(sums[2], sums[0]);
   assert.equal(seqs[1], seqs[0]);

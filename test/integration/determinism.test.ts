@@ -8,24 +8,16 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { sequenceStates, tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { killTree, livePostmaster } from '../../src/devcluster/index.js';
 
 const f = useClusterWithCoordinator({ nodes: 3 });
 
-async function sequences(cluster: TestCluster, node: number): Promise<string> {
-  const rows = await cluster.queryNode<{ s: string }>(
-    node,
-    "SELECT schemaname || '.' || sequencename || '=' || coalesce(last_value::text, 'null') AS s FROM pg_sequences ORDER BY 1",
-  );
-  return rows.map((r) => r.s).join(',');
-}
-
 /** Every table and every sequence is the same on the nodes given (default all). */
 async function assertNodesIdentical(cluster: TestCluster, nodes = [0, 1, 2]): Promise<void> {
   const sums = await Promise.all(nodes.map((i) => tableChecksums(cluster, i)));
-  const seqs = await Promise.all(nodes.map((i) => sequences(cluster, i)));
+  const seqs = await Promise.all(nodes.map((i) => sequenceStates(cluster, i)));
   for (let i = 1; i < nodes.length; i++) {
     assert.deepEqual(sums[i], sums[0], `tables of node ${nodes[i]! + 1} equal node ${nodes[0]! + 1}`);
     assert.equal(seqs[i], seqs[0], `sequences of node ${nodes[i]! + 1} equal node ${nodes[0]! + 1}`);

@@ -72,6 +72,15 @@ describe('classification for determinism', () => {
     assert.match(out, /pg_catalog\.random\(\)/);
   });
 
+  it('in UPDATE/DELETE/MERGE a draw is evaluated once (not again when a locked row is re-checked)', () => {
+    const t = { transaction: new Date(), statement: new Date(), clock: new Date() };
+    assert.equal(
+      rewriteSimple("UPDATE t SET r = random(), s = nextval('s1') WHERE id = 1", t),
+      "UPDATE t SET r = (SELECT random()), s = (SELECT nextval('s1')) WHERE id = 1",
+    );
+    assert.equal(rewriteSimple("INSERT INTO t VALUES (random(), nextval('s1'))", t), null, 'INSERT: seeded and serialized, not rewritten');
+  });
+
   it('LIMIT order checks: total orders need none', () => {
     const oc = (sql: string) => classify(sql).statements[0]!.orderChecks;
     assert.equal(oc('DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT 3)'), undefined);
