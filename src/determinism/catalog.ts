@@ -6,8 +6,7 @@
 // after DDL (docs/determinism.md "Catalog cache").
 
 import type { NodeConnection } from '../backend/node-connection.js';
-import { BE } from '../protocol/constants.js';
-import { decodeDataRow } from '../protocol/backend.js';
+import { firstRowText } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { PgqError, SqlState } from '../errors.js';
 import { classify } from '../sql/classify.js';
@@ -156,9 +155,5 @@ async function queryOne(conn: NodeConnection, sql: string): Promise<Array<string
       sqlstate: r.error['C'] ?? SqlState.INTERNAL_ERROR,
     });
   }
-  for (const raw of r.frames) {
-    if (raw[0] !== BE.DataRow) continue;
-    return decodeDataRow(raw.subarray(5)).map((v) => (v === null ? null : v.toString('utf8')));
-  }
-  return null;
+  return firstRowText(r.frames);
 }

@@ -48,7 +48,13 @@ export interface PlanEnv {
   filledAtParse?: boolean;
 }
 
-export const NO_PLAN: DetPlan = Object.freeze({ text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false }) as DetPlan;
+/** A plan that changes nothing (to be filled in). */
+export function emptyPlan(): DetPlan {
+  return { text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false };
+}
+
+/** The shared plan of statements that need no planning. */
+export const NO_PLAN: DetPlan = Object.freeze(emptyPlan());
 
 /** Whether a statement needs the planner at all (the cheap test on the hot path). */
 export function needsPlan(s: StatementInfo): boolean {
@@ -87,7 +93,8 @@ export async function planStatement(s: StatementInfo, text: string | null, env: 
     }
     env.warn(`pgquorum: ${what}; each node evaluates these itself, so stored results may differ between nodes`);
   }
-  const plan: DetPlan = { text: null, seed: s.random === true, sequences: [], singleRow: false, mainOnly: false, read: false };
+  const plan = emptyPlan();
+  plan.seed = s.random === true;
   const writes = s.dataWrite === true;
 
   if (s.readUnlessVolatile && !writes && !s.sequences && !s.unsafe) {

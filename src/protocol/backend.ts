@@ -273,6 +273,14 @@ export function encodeRowDescription(fields: FieldDescription[]): Buffer {
   return w.endMessage().finish();
 }
 
+/** The first DataRow among whole backend frames, as text values (null for SQL NULL); null when there is none. */
+export function firstRowText(frames: readonly Buffer[]): Array<string | null> | null {
+  for (const raw of frames) {
+    if (raw[0] === 0x44 /* DataRow */) return decodeDataRow(raw.subarray(5)).map((v) => (v === null ? null : v.toString('utf8')));
+  }
+  return null;
+}
+
 /** Column values as views; null for SQL NULL (length -1). */
 export function decodeDataRow(p: Buffer): (Buffer | null)[] {
   const c = new Cursor(p);

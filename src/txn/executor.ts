@@ -23,8 +23,8 @@ import type { ExchangeResult, NodeConnection } from '../backend/node-connection.
 import type { Frame } from '../protocol/reader.js';
 import { BE, FE } from '../protocol/constants.js';
 import {
-  decodeDataRow,
   decodeParameterDescription,
+  firstRowText,
   encodeCommandComplete,
   encodeErrorResponse,
   encodeParameterDescription,
@@ -453,8 +453,10 @@ export class Executor {
     this.checkWriteQuorum();
     const main = this.mainConn();
     wrap = wrap && !this.txn;
-    const seedQ = req.seed !== undefined ? [encodeQuery(`SELECT pg_catalog.setseed(${req.seed})`)] : [];
-    const mainPrefix = [...this.lockSequences(req.sequences), ...seedQ];
+    // determinism (src/determinism/plan.ts): most writes have neither seed nor sequences
+    if (req.seed === undefined && !req.sequences) return this.fanOutLocked(req, wrap, main, undefined, undefined);
+    const seedQ = req.seed !== undefined ? [encodeQuery(`SELECT pg_catalog.setseed(${req.seed})`)] : undefined;
+    const mainPrefix = [...this.lockSequences(req.sequences), ...(seedQ ?? [])];
     try {
       return await this.fanOutLocked(req, wrap, main, mainPrefix, seedQ);
     } finally {
@@ -491,13 +493,10 @@ export class Executor {
       if (others.some((c) => c.txnStatus === 'E' || c.busy)) return;
       for (const name of sync) {
         const r = await main.exchange(encodeQuery(`SELECT last_value, is_called FROM ${name}`), { buffer: true });
-        const row = r.frames.find((f) => f[0] === BE.DataRow);
-        if (r.lost || r.error || !row) continue;
-        const [v, called] = decodeDataRow(row.subarray(5));
+        const row = r.lost || r.error ? null : firstRowText(r.frames);
+        const [v, called] = row ?? [];
         if (!v) continue;
-        const q = encodeQuery(
-          `SELECT pg_catalog.setval(${quoteLiteral(name)}, ${v.toString()}, ${called?.toString() === 't'})`,
-        );
+        const q = encodeQuery(`SELECT pg_catalog.setval(${quoteLiteral(name)}, ${v}, ${called === 't'})`);
         const rs = await Promise.all(others.map((c) => c.exchange(q)));
         rs.forEach((x, i) => {
           if (x.lost) this.nodeLost(others[i]!, x.lost);
@@ -517,7 +516,7 @@ export class Executor {
     for (const n of req.sequences ?? []) if (this.seqLocks.has(n)) this.seqLocks.set(n, true);
   }
 
-  private async fanOutLocked(req: Req, wrap: boolean, main: NodeConnection, mainPrefix: Buffer[], seedQ: Buffer[]): Promise<ExchangeResult | null> {
+  private async fanOutLocked(req: Req, wrap: boolean, main: NodeConnection, mainPrefix: Buffer[] | undefined, seedQ: Buffer[] | undefined): Promise<ExchangeResult | null> {
     const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true, prefix: mainPrefix });
     const copy = first.copy;
     if (copy && !copy.done) {

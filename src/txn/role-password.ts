@@ -6,8 +6,7 @@
 // protocol is refused: the literal sits in a Parse that nodes may get at
 // different times, and a client using it can send a simple query instead.
 import { PgqError, SqlState } from '../errors.js';
-import { BE } from '../protocol/constants.js';
-import { decodeDataRow } from '../protocol/backend.js';
+import { firstRowText } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
@@ -43,9 +42,8 @@ async function readSettings(exec: Executor): Promise<SessionSettings | null> {
       sqlstate: r.error['C'] ?? SqlState.INTERNAL_ERROR,
     });
   }
-  for (const raw of r.frames) {
-    if (raw[0] !== BE.DataRow) continue;
-    const v = decodeDataRow(raw.subarray(5)).map((x) => x?.toString('utf8'));
+  const v = firstRowText(r.frames)?.map((x) => x ?? undefined);
+  if (v) {
     return {
       encryption: v[0] ?? '',
       standardConformingStrings: v[1] !== 'off',

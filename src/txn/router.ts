@@ -18,7 +18,7 @@ import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
 import { isPgquorumSetting, pgquorumSetting } from '../admin/barrier-command.js';
 import { describe, Executor, isTxnControl, Q_ABORT, type Req } from './executor.js';
-import { needsPlan, NO_PLAN, planInsert, planStatement, refuse, type DetPlan, type PlanEnv } from '../determinism/plan.js';
+import { emptyPlan, needsPlan, NO_PLAN, planInsert, planStatement, refuse, type DetPlan, type PlanEnv } from '../determinism/plan.js';
 import { encodeNoticeResponse } from '../protocol/backend.js';
 import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
@@ -178,7 +178,7 @@ export class Router {
     }
     const wrap = !this.exec.txn && !st.some((s) => isTxnControl(s.kind) || s.kind === 'non_transactional' || s.kind.endsWith('_database'));
     // determinism over the whole string: one seed, every sequence serialized; no rewriting of defaults
-    const multi: DetPlan = { text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false };
+    const multi = emptyPlan();
     for (const s of st) {
       if (!needsPlan(s) || this.s.status === 'E') continue;
       const p = await planStatement(s, null, this.planEnv());
@@ -277,7 +277,7 @@ export class Router {
     if (!info.insert || !info.target || info.insert.source === 'select' && info.insert.selectWidth === undefined && !info.insert.columns) return null;
     const t = this.ctx.catalog.peekTable(this.catalogScope(), info.target);
     if (!t) return null;
-    const plan = { text: null, seed: false, sequences: [], singleRow: false, mainOnly: false, read: false } as DetPlan;
+    const plan = emptyPlan();
     try {
       planInsert(info.insert, t, sql, plan);
     } catch {
