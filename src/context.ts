@@ -8,6 +8,9 @@ import type { StateStore } from './state/store.js';
 import type { InflightTxn, TwoPhaseCommit } from './txn/commit.js';
 import type { CommitBarrier } from './txn/barrier.js';
 import type { CatalogCache } from './determinism/catalog.js';
+import type { WriteGate } from './txn/write-gate.js';
+import type { NodeAdmin } from './cluster/admin.js';
+import type { HealthChecker } from './cluster/health.js';
 
 export interface CoordinatorContext {
   config: Config;
@@ -23,4 +26,10 @@ export interface CoordinatorContext {
   barrier: CommitBarrier;
   /** Tables' defaults and keys, functions' volatility, read from the main node (src/determinism/catalog.ts). */
   catalog: CatalogCache;
+  /** Sessions that write pass it; attach/detach close it (src/txn/write-gate.ts). */
+  writes: WriteGate;
+  /** Node attach/detach (src/cluster/admin.ts). */
+  admin: NodeAdmin;
+  /** Node health checks (src/cluster/health.ts). */
+  health: HealthChecker;
 }

@@ -13,6 +13,9 @@ import { Resolver } from './txn/resolver.js';
 import { CommitBarrier } from './txn/barrier.js';
 import { CatalogCache } from './determinism/catalog.js';
 import { setReadOnlyFunctions } from './sql/classify.js';
+import { WriteGate } from './txn/write-gate.js';
+import { HealthChecker } from './cluster/health.js';
+import { NodeAdmin } from './cluster/admin.js';
 
 /** How often the resolver looks for in-doubt transactions (it also runs once at start). */
 const RESOLVE_INTERVAL_MS = 2000;
@@ -39,11 +42,16 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   setReadOnlyFunctions(config.determinism.read_only_functions);
   const barrier = new CommitBarrier({ log });
   const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight, barrier });
-  const ctx: CoordinatorContext = { config, cluster, log, sessions: new Map(), store, commit, inflight, barrier, catalog: new CatalogCache() };
+  const writes = new WriteGate(cluster);
+  cluster.onNodeLeft = (node) => writes.nodeLeft(node);
+  const ctx = { config, cluster, log, sessions: new Map(), store, commit, inflight, barrier, catalog: new CatalogCache(), writes } as Omit<CoordinatorContext, 'admin' | 'health'> as CoordinatorContext;
   // In-doubt transactions left by an earlier run are finished before clients come in.
   const resolver = new Resolver(ctx, store, inflight);
   await resolver.runOnce();
   resolver.start(RESOLVE_INTERVAL_MS);
+  ctx.health = new HealthChecker(ctx);
+  ctx.admin = new NodeAdmin(ctx, writes, () => ctx.health, () => resolver.runOnce());
+  ctx.health.start();
   const listener = new ClientListener(ctx);
   const port = await listener.listen(config.coordinator.port, config.coordinator.host);
   log.info({ port, nodes: config.nodes.map((n) => `${n.id}@${n.host}:${n.port}`) }, 'pgquorum coordinator listening');
@@ -64,6 +72,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
         for (const deadline = Date.now() + 5000; inflight.size > 0 && Date.now() < deadline; ) {
           await new Promise((r) => setTimeout(r, 20));
         }
+        await ctx.health.stop();
         await resolver.stop();
         await store.close();
         log.info('pgquorum coordinator stopped');

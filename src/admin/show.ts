@@ -24,20 +24,27 @@ export interface ShowResult {
 export function showCommand(name: string, ctx: CoordinatorContext): ShowResult | null {
   switch (name.toLowerCase()) {
     case 'pgquorum.nodes': {
-      const main = ctx.cluster.upNodes()[0];
+      const main = ctx.cluster.upNodes()[0]; // role: main is the lowest-ranked `up` node
       return {
-        columns: ['id', 'host', 'port', 'state', 'role', 'weight', 'reads', 'writes', 'state_changed_at', 'reason'],
+        columns: [
+          'id', 'host', 'port', 'state', 'role', 'weight', 'reads', 'writes', 'state_changed_at', 'reason',
+          'missed_writes', 'detached', 'last_check_at', 'last_check_error',
+        ],
         rows: ctx.cluster.nodes.map((n) => [
           n.id,
           n.host,
           String(n.port),
           n.state,
-          n === main ? 'main' : 'replica',
+          n === main ? 'main' : n.state === 'up' ? 'replica' : null,
           String(n.weight),
           String(n.reads),
           String(n.writes),
           n.stateChangedAt.toISOString(),
           n.stateReason,
+          String(n.missedWrites),
+          String(n.detached),
+          n.lastCheckAt?.toISOString() ?? null,
+          n.lastCheckError,
         ]),
       };
     }

@@ -27,18 +27,28 @@ export interface Parsed {
   /** Flags the user gave explicitly (not defaults). */
   given: Set<string>;
   help: boolean;
+  /** Positional arguments (only commands in COMMAND_ARGS take any). */
+  args: string[];
 }
 
-/** Parse `--name value`, `--name=value` and `--bool`; `-h`/`--help` set `help`. */
-export function parseFlags(argv: string[], spec: Record<string, FlagSpec>, command: string): Parsed {
+/**
+ * Parse `--name value`, `--name=value` and `--bool`; `-h`/`--help` set `help`.
+ * Up to `maxArgs` arguments that are not flags (nor flag values) go to `args`.
+ */
+export function parseFlags(argv: string[], spec: Record<string, FlagSpec>, command: string, maxArgs = 0): Parsed {
   const values: FlagValues = {};
   const given = new Set<string>();
+  const args: string[] = [];
   let help = false;
   for (const [name, s] of Object.entries(spec)) values[name] = s.default;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h' || arg === '--help') {
       help = true;
+      continue;
+    }
+    if (!arg.startsWith('-') && args.length < maxArgs) {
+      args.push(arg);
       continue;
     }
     if (!arg.startsWith('--') || arg === '--') {
@@ -82,7 +92,7 @@ export function parseFlags(argv: string[], spec: Record<string, FlagSpec>, comma
     }
     given.add(name);
   }
-  return { values, given, help };
+  return { values, given, help, args };
 }
 
 export const DEV_FLAGS: Record<string, FlagSpec> = {
@@ -90,6 +100,12 @@ export const DEV_FLAGS: Record<string, FlagSpec> = {
   port: { type: 'int', default: 6432, min: 1, max: 65500 },
   dir: { type: 'string', default: './.dev' },
   fsync: { type: 'bool', default: true },
+};
+
+const NODE_FLAGS: Record<string, FlagSpec> = {
+  config: { type: 'string' },
+  user: { type: 'string' },
+  dbname: { type: 'string', default: 'postgres' },
 };
 
 export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
@@ -108,7 +124,22 @@ export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
     port: { type: 'int', min: 1, max: 65535 },
     json: { type: 'bool', default: false },
   },
+  status: {
+    config: { type: 'string' },
+    user: { type: 'string' },
+    dbname: { type: 'string', default: 'postgres' },
+    json: { type: 'bool', default: false },
+  },
+  node: {},
+  'node attach': NODE_FLAGS,
+  'node detach': NODE_FLAGS,
   help: {},
+};
+
+/** How many positional arguments a command takes (default none). */
+export const COMMAND_ARGS: Record<string, number> = {
+  'node attach': 1,
+  'node detach': 1,
 };
 
 export const USAGE = `Usage: pgquorum <command> [flags]
@@ -120,6 +151,9 @@ Commands:
   dev down                stop the local nodes
   dev status              show the local nodes
   verify --config FILE    compare the up nodes' tables and sequences (exit 0 same, 1 different, 2 could not check)
+  status --config FILE    show the coordinator's nodes (SHOW pgquorum.nodes)
+  node detach ID          take node ID out of service cleanly (--config FILE)
+  node attach ID          put a cleanly detached node ID back in service (--config FILE)
   help [COMMAND]          show help for a command
 
 Flags: --help (-h) on any command, --version.
@@ -129,6 +163,11 @@ const DEV_FLAG_HELP = `  --nodes N      number of nodes (default 3, at most 9)
   --port P       coordinator port; node i listens on P+i (default 6432)
   --dir D        where the nodes and pgquorum.json live (default ./.dev)
   --no-fsync     create the nodes with fsync off (faster, unsafe on power loss)`;
+
+const COORDINATOR_FLAG_HELP = `  --config FILE     the coordinator's config (address from coordinator.host/port;
+                    PGQUORUM_HOST/PGQUORUM_PORT override it)
+  --user NAME       log in as NAME, a user of FILE's users (default: the first)
+  --dbname DB       database to log in to (default postgres)`;
 
 export const HELP: Record<string, string> = {
   start: `Usage: pgquorum start --config FILE
@@ -185,6 +224,44 @@ of FILE and to each node directly, as a user of FILE's users.
 Exit: 0 identical, 1 different (table, nodes and first differing key are
 named), 2 could not check (coordinator unreachable, fewer than 2 nodes up,
 a node refused the connection, bad config).`,
+  status: `Usage: pgquorum status --config FILE [--json] [--user NAME] [--dbname DB]
+
+Connects to the coordinator of FILE and prints SHOW pgquorum.nodes: one row
+per node (id, address, state, role, counters, ... whatever columns the
+coordinator reports) as an aligned table, or with --json as a JSON array of
+objects keyed by column name (values as text, null for NULL).
+
+${COORDINATOR_FLAG_HELP}
+  --json            JSON on stdout instead of the table
+
+Exit: 0 printed, 1 the coordinator is unreachable or answered with an error
+(message and SQLSTATE on stderr), 2 usage error.`,
+  node: `Usage: pgquorum node detach ID --config FILE [--user NAME] [--dbname DB]
+       pgquorum node attach ID --config FILE [--user NAME] [--dbname DB]
+
+Node commands: detach, attach. See 'pgquorum help node detach'.`,
+  'node detach': `Usage: pgquorum node detach ID --config FILE [--user NAME] [--dbname DB]
+
+Takes node ID out of service cleanly: sends PGQUORUM NODE DETACH ID to the
+coordinator of FILE and prints its answer. The coordinator stops using the
+node; 'node attach ID' can put it back later as long as it misses no write.
+
+${COORDINATOR_FLAG_HELP}
+
+Exit: 0 done, 1 the coordinator refused (message, SQLSTATE and hint on
+stderr) or is unreachable, 2 usage error.`,
+  'node attach': `Usage: pgquorum node attach ID --config FILE [--user NAME] [--dbname DB]
+
+Puts node ID back in service: sends PGQUORUM NODE ATTACH ID to the
+coordinator of FILE and prints its answer. Only a node that was detached
+cleanly (or lost while nothing was being written) and has missed no write
+since can come back; otherwise the coordinator refuses and says the node
+needs recovery.
+
+${COORDINATOR_FLAG_HELP}
+
+Exit: 0 done, 1 the coordinator refused (message, SQLSTATE and hint on
+stderr) or is unreachable, 2 usage error.`,
   help: `Usage: pgquorum help [COMMAND]
 
 Shows the general usage, or the help of COMMAND (e.g. 'pgquorum help dev up').`,

@@ -7,10 +7,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { loadConfig } from '../config/load.js';
-import { COMMAND_FLAGS, HELP, USAGE, UsageError, parseFlags, type Parsed } from './args.js';
+import { COMMAND_ARGS, COMMAND_FLAGS, HELP, USAGE, UsageError, parseFlags, type Parsed } from './args.js';
 import { loadStartCoordinator, reloadConfig, runUntilSignal, say } from './coordinator.js';
 import { cmdDev, cmdDevDown, cmdDevStatus, cmdDevUp } from './dev.js';
 import { cmdVerify } from './verify.js';
+import { cmdStatus } from './status.js';
+import { cmdNode, cmdNodeAttach, cmdNodeDetach } from './node.js';
 
 type Command = (p: Parsed) => Promise<number>;
 
@@ -21,6 +23,10 @@ const COMMANDS: Record<string, Command> = {
   'dev down': cmdDevDown,
   'dev status': cmdDevStatus,
   verify: cmdVerify,
+  status: cmdStatus,
+  node: cmdNode,
+  'node attach': cmdNodeAttach,
+  'node detach': cmdNodeDetach,
 };
 
 /** Run the CLI with `argv` (without node and script); resolves with the exit code. */
@@ -49,7 +55,10 @@ export async function main(argv: string[]): Promise<number> {
     if (name === 'dev' && argv[1] !== undefined && !argv[1].startsWith('-')) {
       throw new UsageError(`unknown command "dev ${argv[1]}" (dev commands: up, down, status)`, 'dev');
     }
-    const parsed = parseFlags(argv.slice(name.split(' ').length), COMMAND_FLAGS[name]!, name);
+    if (name === 'node' && argv[1] !== undefined && !argv[1].startsWith('-')) {
+      throw new UsageError(`unknown command "node ${argv[1]}" (node commands: attach, detach)`, 'node');
+    }
+    const parsed = parseFlags(argv.slice(name.split(' ').length), COMMAND_FLAGS[name]!, name, COMMAND_ARGS[name] ?? 0);
     if (parsed.help) {
       process.stdout.write(`${HELP[name]}\n`);
       return 0;

@@ -34,6 +34,15 @@ export class ClusterNode {
   writes = 0;
   /** Reads in flight right now (the balancer's load signal). */
   inflight = 0;
+  /** A write may have committed without this node since it left `up`: only recovery brings it back (kept in the state store). */
+  missedWrites = false;
+  /** Taken out by an administrator: never put back automatically (kept in the state store). */
+  detached = false;
+  /** PostgreSQL's system identifier of the node, once seen (kept in the state store). */
+  systemId: string | null = null;
+  /** Last health check: when, and its error (null = it answered). */
+  lastCheckAt: Date | null = null;
+  lastCheckError: string | null = null;
 
   constructor(cfg: NodeConfig, rank: number) {
     this.id = cfg.id;
@@ -88,6 +97,9 @@ export class Cluster extends EventEmitter {
         n.state = r.state;
         n.stateReason = r.reason;
         n.stateChangedAt = new Date(r.changedAt);
+        n.missedWrites = r.missedWrites ?? false;
+        n.detached = r.detached ?? false;
+        n.systemId = r.systemId ?? null;
       }
       this.epoch = Math.max(this.epoch, rec.epoch);
       this.savedEpoch = rec.epoch;
@@ -100,7 +112,15 @@ export class Cluster extends EventEmitter {
   private record(): ClusterRecord {
     return {
       epoch: this.epoch,
-      nodes: this.nodes.map((n) => ({ id: n.id, state: n.state, reason: n.stateReason, changedAt: n.stateChangedAt.toISOString() })),
+      nodes: this.nodes.map((n) => ({
+        id: n.id,
+        state: n.state,
+        reason: n.stateReason,
+        changedAt: n.stateChangedAt.toISOString(),
+        missedWrites: n.missedWrites,
+        detached: n.detached,
+        ...(n.systemId !== null ? { systemId: n.systemId } : {}),
+      })),
     };
   }
 
@@ -149,16 +169,33 @@ export class Cluster extends EventEmitter {
   }
 
   /**
+   * Called when a node leaves `up` other than by a clean detach; true = it
+   * may have missed a write already (the coordinator's write gate decides;
+   * without one, assume so).
+   */
+  onNodeLeft: (node: ClusterNode) => boolean = () => true;
+
+  /**
    * Move a node to another state. Returns false (and changes nothing) when
    * the node already is in that state; throws on an illegal move.
+   * `opts.clean` (an administrator's detach with the write gate closed) says
+   * that no write can be in flight.
    */
-  setState(node: ClusterNode, to: NodeState, reason: string): boolean {
+  setState(node: ClusterNode, to: NodeState, reason: string, opts: { clean?: boolean } = {}): boolean {
     const from = node.state;
     if (from === to) return false;
     if (!LEGAL[from].includes(to)) {
       throw new PgqError('ERR_ILLEGAL_STATE_CHANGE', `node ${node.id}: illegal state change ${from} -> ${to}`, {
         context: { node: node.id },
       });
+    }
+    if (from === 'up') {
+      // Outvoted nodes differ by definition; a node lost while writes were in flight may lack one.
+      node.missedWrites = to !== 'down' || (!opts.clean && this.onNodeLeft(node));
+    }
+    if (to === 'up') {
+      node.missedWrites = false;
+      node.detached = false;
     }
     node.state = to;
     node.stateReason = reason;
@@ -169,6 +206,26 @@ export class Cluster extends EventEmitter {
     this.saveLater();
     this.emit('change', change);
     return true;
+  }
+
+  /** These nodes missed a write: only recovery brings them back (durable after persisted()). */
+  markMissed(nodes: readonly ClusterNode[]): void {
+    const fresh = nodes.filter((n) => !n.missedWrites && n.state !== 'up');
+    if (fresh.length === 0) return;
+    for (const n of fresh) {
+      n.missedWrites = true;
+      this.log.info({ node: n.id }, `node ${n.id} missed a write: it needs recovery to come back`);
+    }
+    this.epoch++;
+    this.saveLater();
+  }
+
+  /** Remember a node's system identifier (first seen). */
+  noteSystemId(node: ClusterNode, id: string): void {
+    if (node.systemId === id) return;
+    node.systemId = id;
+    this.epoch++;
+    this.saveLater();
   }
 
   /**

@@ -23,6 +23,13 @@ export const DEFAULTS = {
   backend: {
     connect_timeout: 10,
   },
+  health: {
+    period: 2,
+    connect_timeout: 2,
+    query_timeout: 2,
+    retries: 1,
+    auto_attach: true,
+  },
   log: {
     level: 'info',
   },
@@ -53,6 +60,7 @@ export const LIMITS = {
   authentication_timeout: { min: 0.001, max: 600 },
   connect_timeout: { min: 0.001, max: 3600 },
   weight: { min: 0, max: 1_000_000 },
+  health_seconds: { min: 0.01, max: 3600 },
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;

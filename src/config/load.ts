@@ -67,6 +67,17 @@ export function validateConfig(raw: unknown, file?: string): Config {
     connect_timeout: num(b.connect_timeout ?? DEFAULTS.backend.connect_timeout, 'backend.connect_timeout', LIMITS.connect_timeout, 'seconds'),
   };
 
+  const h = optObject(root.health, 'health');
+  refuseUnknown(h, 'health', ['period', 'connect_timeout', 'query_timeout', 'retries', 'auto_attach']);
+  const H = DEFAULTS.health;
+  const health = {
+    period: num(h.period ?? H.period, 'health.period', LIMITS.health_seconds, 'seconds'),
+    connect_timeout: num(h.connect_timeout ?? H.connect_timeout, 'health.connect_timeout', LIMITS.health_seconds, 'seconds'),
+    query_timeout: num(h.query_timeout ?? H.query_timeout, 'health.query_timeout', LIMITS.health_seconds, 'seconds'),
+    retries: int(h.retries ?? H.retries, 'health.retries', 0, 100),
+    auto_attach: bool(h.auto_attach ?? H.auto_attach, 'health.auto_attach'),
+  };
+
   const l = optObject(root.log, 'log');
   refuseUnknown(l, 'log', ['level']);
   const log = { level: oneOf(l.level ?? DEFAULTS.log.level, 'log.level', LOG_LEVELS) };
@@ -94,10 +105,10 @@ export function validateConfig(raw: unknown, file?: string): Config {
     read_only_functions: roList as string[],
   };
 
-  return { path: cfgPath, coordinator, nodes, users, hba, backend, log, state, write_quorum, determinism };
+  return { path: cfgPath, coordinator, nodes, users, hba, backend, health, log, state, write_quorum, determinism };
 }
 
-const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'log', 'state', 'write_quorum', 'determinism'];
+const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'health', 'log', 'state', 'write_quorum', 'determinism'];
 
 function validateCoordinator(v: unknown, baseDir: string): Config['coordinator'] {
   const c = optObject(v, 'coordinator');
@@ -331,6 +342,11 @@ function num(v: unknown, key: string, r: { min: number; max: number }, unit = ''
     const lo = r.min > 0 && r.min < 1 ? 'greater than 0' : `at least ${r.min}`;
     throw new ConfigError(key, `must be a number ${lo} and at most ${r.max}${unit ? ` (${unit})` : ''}, got ${got(v)}`);
   }
+  return v;
+}
+
+function bool(v: unknown, key: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(key, `must be true or false, got ${got(v)}`);
   return v;
 }
 

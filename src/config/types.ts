@@ -56,6 +56,19 @@ export interface Config {
     /** Seconds to wait for a node connection to be established. */
     connect_timeout: number;
   };
+  /** Health checks of the nodes (src/cluster/health.ts, docs/config.md). */
+  health: {
+    /** Seconds between two checks of a node. */
+    period: number;
+    /** Seconds a check has to connect and log in. */
+    connect_timeout: number;
+    /** Seconds the check query has to answer. */
+    query_timeout: number;
+    /** Failed attempts retried at once (new connection) before the node is ejected. */
+    retries: number;
+    /** A node lost while nothing was written, and that answers again, is put back by itself. */
+    auto_attach: boolean;
+  };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   };

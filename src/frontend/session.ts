@@ -8,8 +8,8 @@ import { PgqError, SqlState } from '../errors.js';
 import { FE } from '../protocol/constants.js';
 import type { Frame } from '../protocol/reader.js';
 import { errorFromPgq, encodeReadyForQuery, EMPTY_QUERY_RESPONSE } from '../protocol/backend.js';
-import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery } from '../protocol/frontend.js';
-import type { NodeConnection, TxnStatus } from '../backend/node-connection.js';
+import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeQuery } from '../protocol/frontend.js';
+import { NodeConnection, type NodeLogin, type TxnStatus } from '../backend/node-connection.js';
 import type { ClusterNode, StateChange } from '../cluster/cluster.js';
 import type { CoordinatorContext } from '../context.js';
 import { ClientIO } from './client-io.js';
@@ -37,6 +37,10 @@ export class Session {
   readonly router: Router;
   status: TxnStatus = 'I';
   closed = false;
+  /** How this session logs in to a node (for nodes put back into service after it started). */
+  readonly login: NodeLogin;
+  /** Session state set outside transactions (SET, PREPARE, ...), replayed on connections opened later. */
+  readonly sessionLog: string[] = [];
   startedAt = new Date();
   private readonly ctx: CoordinatorContext;
   private queue: Unit[] = [];
@@ -49,9 +53,10 @@ export class Session {
   constructor(
     ctx: CoordinatorContext,
     client: ClientIO,
-    opts: { user: string; database: string; pid: number; secret: number; conns: NodeConnection[] },
+    opts: { user: string; database: string; pid: number; secret: number; conns: NodeConnection[]; login: NodeLogin },
   ) {
     this.ctx = ctx;
+    this.login = opts.login;
     this.client = client;
     this.user = opts.user;
     this.database = opts.database;
@@ -62,7 +67,11 @@ export class Session {
     this.exec = new Executor(ctx, this);
     this.router = new Router(ctx, this, this.exec);
     this.onClusterChange = (c) => {
-      if (c.to !== 'up') this.dropNode(c.node);
+      if (c.from !== 'up' || c.to === 'up') return;
+      // The node was the main node if no node still up ranks before it.
+      const wasMain = ctx.cluster.nodes.every((n) => n.state !== 'up' || n.rank > c.node.rank);
+      this.dropNode(c.node);
+      this.exec.nodeLeft(c.node, wasMain);
     };
     ctx.cluster.on('change', this.onClusterChange);
   }
@@ -76,6 +85,55 @@ export class Session {
       this.conns.delete(c.node);
       if (err) this.exec.nodeLost(c, err);
     };
+  }
+
+  /**
+   * Connect to the `up` nodes this session has no connection to (nodes put
+   * back into service since it started), replaying its session state. A
+   * node that cannot be reached is ejected; one that refuses the login or
+   * the replay fails the request.
+   */
+  async connectMissing(): Promise<void> {
+    const missing = this.ctx.cluster.upNodes().filter((n) => !this.conns.has(n));
+    if (missing.length === 0) return;
+    await Promise.all(
+      missing.map(async (node) => {
+        let c: NodeConnection;
+        try {
+          c = await NodeConnection.connect(node, this.login, this.log);
+        } catch (e) {
+          const err = e as PgqError;
+          if (err.code === 'ERR_NODE_LOST') {
+            if (node.state === 'up') this.ctx.cluster.setState(node, 'down', err.message);
+            return;
+          }
+          throw err;
+        }
+        if (this.closed || node.state !== 'up') {
+          c.close();
+          return;
+        }
+        if (this.sessionLog.length > 0) {
+          const r = await c.exchange(
+            this.sessionLog.map((t) => encodeQuery(t)),
+            { skipReadies: this.sessionLog.length - 1 },
+          );
+          if (r.lost || r.error) {
+            c.close();
+            if (r.lost) {
+              if (node.state === 'up') this.ctx.cluster.setState(node, 'down', r.lost.message);
+              return;
+            }
+            throw new PgqError('ERR_SESSION_REPLAY', `could not bring this session's settings to node ${node.id}: ${r.error!['M']}`, {
+              sqlstate: SqlState.SERIALIZATION_FAILURE,
+              hint: 'Reconnect.',
+            });
+          }
+        }
+        this.adopt(c);
+        this.log.debug({ node: node.id }, 'session connected to a node put back into service');
+      }),
+    );
   }
 
   dropNode(node: ClusterNode): void {
@@ -173,10 +231,14 @@ export class Session {
       } catch (e) {
         await this.requestFailed(e, u);
       }
+      if (this.status === 'I') this.exec.leaveWrite(); // the transaction or autocommit write is over
       this.client.flush();
     }
     this.running = false;
-    if (this.closed) this.closeNodes();
+    if (this.closed) {
+      this.exec.leaveWrite();
+      this.closeNodes();
+    }
   }
 
   private async process(u: Unit): Promise<void> {
@@ -252,7 +314,10 @@ export class Session {
     if (!this.client.closed) this.client.end();
     this.exec.abortCopy();
     if (this.running) void this.cancel();
-    else this.closeNodes();
+    else {
+      this.exec.leaveWrite();
+      this.closeNodes();
+    }
     this.log.debug('session closed');
   }
 

@@ -291,7 +291,7 @@ async function startup(ch: StartupChannel, ctx: CoordinatorContext, remote: stri
   client.send(encodeBackendKeyData(pid, secret));
   client.send(READY_IDLE);
   client.flush();
-  const session = new Session(ctx, client, { user, database, pid, secret, conns });
+  const session = new Session(ctx, client, { user, database, pid, secret, conns, login });
   ctx.sessions.set(pid, session);
   session.log.debug({ remote, ssl, nodes: conns.map((c) => c.node.id) }, 'session started');
   session.start();

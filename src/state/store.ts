@@ -12,6 +12,16 @@ export interface NodeRecord {
   reason: string;
   /** ISO 8601 time of the last state change. */
   changedAt: string;
+  /**
+   * Set once a write may have been committed without this node (it was not
+   * `up` when a write started, or writes were in flight when it left):
+   * it can only come back through recovery. Absent = false.
+   */
+  missedWrites?: boolean;
+  /** Taken out by an administrator (`pgquorum node detach`): never put back automatically. Absent = false. */
+  detached?: boolean;
+  /** The node's PostgreSQL system identifier, as first seen: a node re-created under the same id is not the same node. */
+  systemId?: string;
 }
 
 export interface ClusterRecord {
@@ -100,6 +110,9 @@ export function clusterRecordProblem(v: unknown): string | null {
     if (!NODE_STATES.includes(o.state as NodeState)) return `nodes[${i}].state must be one of ${NODE_STATES.join(', ')}`;
     if (typeof o.reason !== 'string') return `nodes[${i}].reason must be a string`;
     if (typeof o.changedAt !== 'string' || Number.isNaN(Date.parse(o.changedAt))) return `nodes[${i}].changedAt must be an ISO time`;
+    if (o.missedWrites !== undefined && typeof o.missedWrites !== 'boolean') return `nodes[${i}].missedWrites must be a boolean`;
+    if (o.detached !== undefined && typeof o.detached !== 'boolean') return `nodes[${i}].detached must be a boolean`;
+    if (o.systemId !== undefined && typeof o.systemId !== 'string') return `nodes[${i}].systemId must be a string`;
   }
   return null;
 }
@@ -108,6 +121,14 @@ export function clusterRecordProblem(v: unknown): string | null {
 export function copyClusterRecord(r: ClusterRecord): ClusterRecord {
   return {
     epoch: r.epoch,
-    nodes: r.nodes.map((n) => ({ id: n.id, state: n.state, reason: n.reason, changedAt: n.changedAt })),
+    nodes: r.nodes.map((n) => ({
+      id: n.id,
+      state: n.state,
+      reason: n.reason,
+      changedAt: n.changedAt,
+      ...(n.missedWrites !== undefined ? { missedWrites: n.missedWrites } : {}),
+      ...(n.detached !== undefined ? { detached: n.detached } : {}),
+      ...(n.systemId !== undefined ? { systemId: n.systemId } : {}),
+    })),
   };
 }

@@ -143,8 +143,10 @@ export class TwoPhaseCommit {
         log.debug({ gid, session }, 'transaction rolled back');
         return { ok: false, error: this.prepareFailure(failed, votes) };
       }
-      // Enough votes: nodes that could not prepare leave service before the client hears anything.
+      // Enough votes: nodes that could not prepare leave service before the client hears anything,
+      // marked as having missed this commit (whoever ejected them first).
       for (const r of failed) this.eject(r, r.lost ? 'down' : 'diverged', `PREPARE TRANSACTION failed: ${why(r)}`);
+      cluster.markMissed(failed.map((r) => r.node.node));
       await cluster.persisted();
       // The decision, durable before any COMMIT PREPARED.
       advance(entry, 'deciding');

@@ -20,6 +20,8 @@ import { PgqError, SqlState } from '../errors.js';
 import type { CoordinatorContext } from '../context.js';
 import type { Session } from '../frontend/session.js';
 import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
+import type { ClusterNode } from '../cluster/cluster.js';
+import type { Writer } from './write-gate.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE, FE } from '../protocol/constants.js';
 import {
@@ -106,6 +108,14 @@ interface Txn {
   broken: PgqError | null;
   /** The main node did something PostgreSQL cannot PREPARE: it gets a plain COMMIT after the decision. */
   plainOnMain?: boolean;
+  /**
+   * A node the transaction depends on was lost between or during its
+   * statements (the main node of a transaction that wrote, or the node its
+   * reads went to): the transaction must fail with this error (40001).
+   */
+  lost?: PgqError;
+  /** The error the client has not heard yet (sent once by the next statement). */
+  report?: PgqError | null;
 }
 
 interface CopyIn {
@@ -139,6 +149,8 @@ export class Executor {
    * the main node only).
    */
   private readonly seqLocks = new Map<string, boolean>();
+  /** Inside the write gate (src/txn/write-gate.ts) until the transaction ends. */
+  private writer: Writer | null = null;
 
   constructor(ctx: CoordinatorContext, s: Session) {
     this.ctx = ctx;
@@ -172,12 +184,91 @@ export class Executor {
     return c;
   }
 
+  /**
+   * Before the first write of a transaction (or autocommit statement): pass
+   * the write gate, and connect to nodes that came `up` since the session
+   * started, so that the write reaches every `up` node.
+   */
+  async enterWrite(): Promise<void> {
+    if (this.writer) return;
+    this.writer = await this.ctx.writes.enter();
+    await this.s.connectMissing();
+  }
+
+  /** The transaction (or autocommit statement) is over: leave the write gate. */
+  leaveWrite(): void {
+    const w = this.writer;
+    if (!w) return;
+    this.writer = null;
+    this.ctx.writes.leave(w);
+  }
+
+  /**
+   * A node left `up`. The transaction goes on without it, unless it needs
+   * it: the main node of a transaction that wrote (its row locks and the
+   * main-first order were there), or the node its reads went to. A
+   * transaction that has not written and reads at READ COMMITTED moves its
+   * reads to another node; otherwise it fails with 40001.
+   */
+  nodeLeft(node: ClusterNode, wasMain: boolean): void {
+    if (wasMain) this.seqLocks.clear(); // they went with the connection
+    const txn = this.txn;
+    if (!txn || txn.broken || txn.lost) return;
+    const home = txn.home.node === node;
+    if (!(home || (wasMain && txn.wrote))) return;
+    if (home && !txn.wrote && this.canMoveReads(txn)) {
+      const next = this.liveConns()[0];
+      if (next) {
+        txn.home = next;
+        this.log.info({ node: node.id, to: next.node.id }, 'the node of a read-only transaction was lost; its reads go on elsewhere');
+        return;
+      }
+    }
+    txn.lost = new PgqError('ERR_TXN_NODE_LOST', `node ${node.id} was lost during the transaction (${node.stateReason}); the transaction was rolled back, retry it`, {
+      sqlstate: SqlState.SERIALIZATION_FAILURE,
+      context: { session: this.s.id, node: node.id },
+    });
+  }
+
+  /** Reads may move: no snapshot kept across statements, no cursor, no locks taken by reads on one node. */
+  private canMoveReads(txn: Txn): boolean {
+    if (this.s.router.hasCursorOn(txn.home)) return false;
+    const iso = /repeatable|serializable|snapshot|for\s+(update|share|no\s+key|key\s+share)/i;
+    if (txn.log.some((b) => iso.test(b.toString('utf8', 5)))) return false;
+    return !this.s.sessionLog.some((t) => /default_transaction_isolation/i.test(t) && iso.test(t));
+  }
+
+  /**
+   * A lost node doomed the transaction: roll it back where it is still open
+   * and make it fail (the client hears the 40001 at its next statement).
+   */
+  async settleLostTxn(): Promise<void> {
+    const txn = this.txn;
+    if (!txn || !txn.lost || txn.broken) return;
+    await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy && c.txnStatus !== 'I').map((c) => c.exchange(Q_ROLLBACK)));
+    txn.broken = txn.lost;
+    txn.report = txn.lost;
+    txn.joined.clear();
+    this.s.status = 'E';
+    await this.releaseSequences();
+  }
+
   /** Writes need a majority of the configured nodes `up` (invariant 2); reads go on without it. */
   checkWriteQuorum(): void {
+    this.noQuorum(this.liveConns().length);
+  }
+
+  private checkClusterQuorum(): void {
+    this.noQuorum(this.ctx.cluster.upNodes().length);
+  }
+
+  private noQuorum(up: number): void {
+    if (up < this.ctx.cluster.quorum) throw this.noQuorumError(up);
+  }
+
+  private noQuorumError(up: number): PgqError {
     const cluster = this.ctx.cluster;
-    const up = this.liveConns().length;
-    if (up >= cluster.quorum) return;
-    throw new PgqError(
+    return new PgqError(
       'ERR_NO_QUORUM',
       `cannot write: only ${up} of ${cluster.configuredCount} nodes are up and ${cluster.quorum} are needed`,
       {
@@ -361,6 +452,11 @@ export class Executor {
         c = this.readConn();
         continue;
       }
+      const txn = this.txn;
+      if (txn && !r.forwarded && !txn.lost && !txn.broken && txn.home !== c && !txn.home.closed && attempt < 3) {
+        c = txn.home; // a read-only transaction whose node was lost: its reads moved (nodeLeft)
+        continue;
+      }
       this.copyIn = null;
       await this.failTxn(this.lostInRequest(r.lost));
       return null;
@@ -450,9 +546,13 @@ export class Executor {
    * replicas first, the main node last).
    */
   async fanOut(req: Req, wrap: boolean): Promise<ExchangeResult | null> {
+    this.checkClusterQuorum(); // before the gate: a refused write changes nothing
+    await this.enterWrite();
     this.checkWriteQuorum();
     const main = this.mainConn();
     wrap = wrap && !this.txn;
+    // No transaction block around it (multi-statement strings, non-transactional commands): it commits as it runs.
+    if (!wrap && !this.txn) await this.ctx.writes.selfCommitting(this.writer);
     // determinism (src/determinism/plan.ts): most writes have neither seed nor sequences
     if (req.seed === undefined && !req.sequences) return this.fanOutLocked(req, wrap, main, undefined, undefined);
     const seedQ = req.seed !== undefined ? [encodeQuery(`SELECT pg_catalog.setseed(${req.seed})`)] : undefined;
@@ -577,6 +677,21 @@ export class Executor {
       }),
     );
     const results: ExchangeResult[] = [first, ...rest];
+    const alive = results.filter((r) => !r.lost);
+    if (alive.length < this.ctx.cluster.quorum) {
+      // Nodes were lost during the statement and too few are left to decide: nothing commits.
+      this.mainAloneDrew(req);
+      for (const r of results) if (r.lost) this.nodeLost(r.node, r.lost);
+      const err = this.noQuorumError(alive.length);
+      if (!wrap) {
+        await this.failTxn(err);
+        return null;
+      }
+      await Promise.all(alive.map((r) => r.node.exchange(Q_ROLLBACK)));
+      this.s.status = 'I';
+      this.sendError(err, true);
+      return null;
+    }
     const transient = rest.find(isTransient);
     if (transient) {
       this.mainAloneDrew(req);
@@ -631,6 +746,7 @@ export class Executor {
    * one node takes part (src/txn/commit.ts), a plain COMMIT otherwise.
    */
   async commitNodes(conns: NodeConnection[], plain: NodeConnection | null): Promise<CommitOutcome> {
+    await this.ctx.writes.beforeCommit(this.writer); // nodes this write went without: marked first
     const live = conns.filter((c) => !c.closed);
     if (live.length > 1) return this.ctx.commit.commit(live, this.s.id, plain && !plain.closed ? plain : null);
     const only = live[0];

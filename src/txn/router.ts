@@ -11,6 +11,7 @@ import { BE } from '../protocol/constants.js';
 import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
+import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
 import { nowMicros, timeValues } from './times.js';
@@ -129,20 +130,35 @@ export class Router {
   }
 
   private brokenTxn(kind: StatementInfo['kind']): void {
+    // A transaction doomed by a lost node: its 40001 comes first (a COMMIT gets it too: nothing was committed).
+    const report = this.exec.txn?.report ?? null;
+    if (this.exec.txn) this.exec.txn.report = null;
     if (kind === 'commit' || kind === 'rollback') {
       this.exec.txn = null;
       this.s.status = 'I';
+      if (report && kind === 'commit') {
+        this.exec.sendError(report, true);
+        return;
+      }
       this.s.client.send(encodeCommandComplete('ROLLBACK'));
       this.s.client.send(encodeReadyForQuery('I'));
       return;
     }
     this.s.status = 'E';
     this.exec.sendError(
-      new PgqError('ERR_TXN_ABORTED', 'current transaction is aborted, commands ignored until end of transaction block', {
-        sqlstate: SqlState.IN_FAILED_SQL_TRANSACTION,
-      }),
+      report ??
+        new PgqError('ERR_TXN_ABORTED', 'current transaction is aborted, commands ignored until end of transaction block', {
+          sqlstate: SqlState.IN_FAILED_SQL_TRANSACTION,
+        }),
       true,
     );
+  }
+
+  /** A SQL cursor or a named portal of this session lives on `c`. */
+  hasCursorOn(c: NodeConnection): boolean {
+    for (const w of this.cursors.values()) if (w === c) return true;
+    for (const p of this.exec.planner.portals.values()) if (p.where === c) return true;
+    return false;
   }
 
   // ---- simple query ----------------------------------------------------------
@@ -158,6 +174,9 @@ export class Router {
   }
 
   private async simpleQueryInner(sql: string, frame: Frame): Promise<void> {
+    const admin = parseAdminCommand(sql);
+    if (admin) return runAdminCommand(admin, this.ctx, this.s);
+    await this.exec.settleLostTxn();
     const cls = classify(sql);
     const st = cls.statements;
     if (st.length === 0) {
@@ -520,6 +539,7 @@ export class Router {
       const m = /setseed\s*\(\s*'?\s*(-?[0-9.eE+-]+)/i.exec(s.text);
       this.userSeed = m ? { base: Number(m[1]), n: 0 } : null;
     }
+    this.recordSessionState(s);
     if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, { inner: s.inner, timeParams: s.timeParams ?? [] });
     if (s.kind === 'deallocate') {
       if (s.name) this.sqlPrepared.delete(s.name);
@@ -534,6 +554,22 @@ export class Router {
       this.cursors.clear();
       this.exec.planner.forgetAll();
     }
+  }
+
+  /**
+   * Session state a connection opened later (to a node put back into
+   * service) must get: SET/RESET, PREPARE, DEALLOCATE, LOAD run outside a
+   * transaction, replayed in order (src/frontend/session.ts connectMissing).
+   */
+  private recordSessionState(s: StatementInfo): void {
+    if (this.exec.txn || this.s.status !== 'I') return; // SET inside a transaction block: not kept (documented)
+    const log = this.s.sessionLog;
+    if (s.discard === 'all' || /^\s*RESET\s+ALL\s*;?\s*$/i.test(s.text)) {
+      log.length = 0;
+      return;
+    }
+    if (/^\s*SET\s+LOCAL\b/i.test(s.text)) return;
+    log.push(s.text);
   }
 
   // ---- extended protocol -------------------------------------------------------
@@ -552,6 +588,7 @@ export class Router {
   }
 
   private async runBatch(pb: PlannedBatch): Promise<void> {
+    if (pb.end === 'sync') await this.exec.settleLostTxn();
     if (this.exec.txn?.broken && pb.end === 'sync') {
       const only = pb.execs.length === 1 ? pb.execs[0]!.info : null;
       return this.brokenTxn(only ? only.kind : 'write');
