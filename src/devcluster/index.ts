@@ -14,6 +14,7 @@ export {
   nodeStatus,
   killNodesSync,
   killTree,
+  signalTree,
   readCluster,
   hasCluster,
   livePostmaster,

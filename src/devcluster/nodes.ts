@@ -400,6 +400,11 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * by parent PID instead).
  */
 export function killTree(pid: number): number[] {
+  return signalTree(pid, 'SIGKILL');
+}
+
+/** Send `sig` to the postmaster and its children (SIGSTOP/SIGCONT make a node hang and resume, in tests). */
+export function signalTree(pid: number, sig: NodeJS.Signals): number[] {
   const children: number[] = [];
   try {
     for (const e of fs.readdirSync('/proc')) {
@@ -414,8 +419,8 @@ export function killTree(pid: number): number[] {
   } catch {
     /* not Linux: children notice the postmaster's death and exit */
   }
-  signal(pid, 'SIGKILL');
-  for (const c of children) signal(c, 'SIGKILL');
+  signal(pid, sig);
+  for (const c of children) signal(c, sig);
   return [pid, ...children];
 }
 
