@@ -69,7 +69,7 @@ test('detach then attach with no write in between: the node is back and gets the
   // reads go on; the detached node is not used
   assert.equal((await old.query('SELECT count(*)::int AS n FROM ha_t')).rows[0].n, 1);
   const notices: string[] = [];
-  admin.on('notice', (m) => notices.push(m.message));
+  admin.on('notice', (m) => notices.push(m.message ?? ''));
   await admin.query('PGQUORUM NODE ATTACH n3');
   admin.removeAllListeners('notice');
   assert.ok(notices.some((m) => /node n3 attached/.test(m)), notices.join('; '));
