@@ -16,7 +16,7 @@
 import type { CoordinatorContext } from '../context.js';
 import { PgqError, SqlState } from '../errors.js';
 import type { ClusterNode } from './cluster.js';
-import type { HealthChecker } from './health.js';
+import { timed, type HealthChecker } from './health.js';
 import type { WriteGate } from '../txn/write-gate.js';
 import { NodeConnection } from '../backend/node-connection.js';
 import { encodeQuery } from '../protocol/frontend.js';
@@ -174,9 +174,10 @@ export class NodeAdmin {
       throw new PgqError('ERR_NODE_UNREACHABLE', `node ${node.id} cannot be attached: ${(e as Error).message}`, { sqlstate: SqlState.CONNECTION_FAILURE });
     });
     try {
-      const r = await c.exchange(IN_DOUBT, { buffer: true });
-      if (r.lost || r.error) {
-        throw new PgqError('ERR_NODE_UNREACHABLE', `node ${node.id} cannot be attached: ${r.lost?.message ?? r.error?.['M']}`, { sqlstate: SqlState.CONNECTION_FAILURE });
+      const r = await timed(c.exchange(IN_DOUBT, { buffer: true }), this.ctx.config.health.query_timeout * 1000);
+      if (!r || r.lost || r.error) {
+        const why = !r ? `no answer within ${this.ctx.config.health.query_timeout} s` : (r.lost?.message ?? r.error?.['M']);
+        throw new PgqError('ERR_NODE_UNREACHABLE', `node ${node.id} cannot be attached: ${why}`, { sqlstate: SqlState.CONNECTION_FAILURE });
       }
       return r.frames.filter((f) => f[0] === BE.DataRow).length;
     } finally {

@@ -178,7 +178,7 @@ export class HealthChecker {
 }
 
 /** The promise's value, or null when it takes longer than `ms`. */
-async function timed<T>(p: Promise<T>, ms: number): Promise<T | null> {
+export async function timed<T>(p: Promise<T>, ms: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((r) => {
     timer = setTimeout(() => r(null), ms);

@@ -12,7 +12,8 @@
 import type { Logger } from 'pino';
 import type { CoordinatorContext } from '../context.js';
 import type { ClusterNode } from '../cluster/cluster.js';
-import { NodeConnection, type NodeLogin } from '../backend/node-connection.js';
+import { NodeConnection, type ExchangeResult, type NodeLogin } from '../backend/node-connection.js';
+import { timed } from '../cluster/health.js';
 import { BE } from '../protocol/constants.js';
 import { decodeDataRow } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
@@ -82,7 +83,7 @@ export class Resolver {
   /** Resolve this coordinator's prepared transactions on one node; returns the GIDs still held there. */
   private async resolveNode(node: ClusterNode): Promise<string[]> {
     const admin = await this.conn(node, 'postgres');
-    const r = await admin.exchange(LIST, { buffer: true });
+    const r = await this.timedExchange(admin, LIST);
     if (r.lost) throw r.lost;
     if (r.error) throw new Error(r.error['M']);
     const held: string[] = [];
@@ -97,7 +98,7 @@ export class Resolver {
       }
       const commit = this.store.hasCommit(gid);
       const c = await this.conn(node, db);
-      const x = await c.exchange(encodeQuery(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED '${gid}'`));
+      const x = await this.timedExchange(c, encodeQuery(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED '${gid}'`));
       if (x.lost) throw x.lost;
       if (x.error && x.error['C'] !== '42704') {
         // 42704: already finished by someone else meanwhile.
@@ -108,6 +109,15 @@ export class Resolver {
       this.log.info({ node: node.id, gid, db }, `in-doubt transaction ${gid} ${commit ? 'committed' : 'rolled back'}`);
     }
     return held;
+  }
+
+  /** A node that hangs must not stop the resolver: no answer within the health query timeout (at least 5 s) is a failure. */
+  private async timedExchange(c: NodeConnection, msg: Buffer): Promise<ExchangeResult> {
+    const ms = Math.max(5000, this.ctx.config.health.query_timeout * 1000);
+    const r = await timed(c.exchange(msg, { buffer: true }), ms);
+    if (r) return r;
+    c.close();
+    throw new Error(`node ${c.node.id} did not answer within ${ms} ms`);
   }
 
   private async conn(node: ClusterNode, database: string): Promise<NodeConnection> {
