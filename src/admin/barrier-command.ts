@@ -8,6 +8,7 @@
 //                                        of the session); a NOTICE says how
 //                                        long it was held
 //
+// Only superusers may turn it on (it stalls every commit of the cluster).
 // `pgquorum verify` uses it to take its snapshots on every node at one
 // consistent cut. A hold ends by itself after the barrier's maximum
 // (5000 ms by default) with a WARNING at the next `off`.
@@ -17,6 +18,7 @@ import type { Session } from '../frontend/session.js';
 import type { StatementInfo } from '../sql/types.js';
 import type { BarrierHold } from '../txn/barrier.js';
 import { encodeCommandComplete, encodeNoticeResponse, encodeReadyForQuery } from '../protocol/backend.js';
+import { requireSuperuser } from './node-command.js';
 
 /** How long `SET pgquorum.commit_barrier = on` waits for the commits in flight. */
 export const BARRIER_DRAIN_MS = 2000;
@@ -65,6 +67,7 @@ export async function pgquorumSetting(s: StatementInfo, simple: boolean, ctx: Co
       });
     }
     if (!holds.has(sess)) {
+      await requireSuperuser(sess, 'SET pgquorum.commit_barrier = on'); // it stalls every commit of the cluster
       let hold: BarrierHold;
       try {
         hold = await ctx.barrier.hold(BARRIER_DRAIN_MS);

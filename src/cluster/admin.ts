@@ -111,8 +111,8 @@ export class NodeAdmin {
       if (opts.auto && node.detached) throw new PgqError('ERR_NODE_DETACHED', `node ${id} was detached by an administrator`);
       // The node must answer, take writes, and be the same PostgreSQL cluster as before.
       const probe = await this.health().probe(node);
-      if (probe.error !== null) {
-        throw new PgqError('ERR_NODE_UNREACHABLE', `node ${id} cannot be attached: ${probe.error}`, {
+      if (probe.error !== null || probe.inconclusive) {
+        throw new PgqError('ERR_NODE_UNREACHABLE', `node ${id} cannot be attached: ${probe.error ?? probe.inconclusive}`, {
           sqlstate: SqlState.CONNECTION_FAILURE,
         });
       }

@@ -15,6 +15,7 @@
 // Lost connections and failed writes do not wait for a check: the sessions
 // eject the node at once (src/txn/executor.ts nodeLost, the vote).
 import type { Logger } from 'pino';
+import type { PgqError } from '../errors.js';
 import type { CoordinatorContext } from '../context.js';
 import type { ClusterNode } from './cluster.js';
 import { NodeConnection, type NodeLogin } from '../backend/node-connection.js';
@@ -29,6 +30,8 @@ export interface ProbeResult {
   error: string | null;
   /** The node's system identifier, when it could be read. */
   systemId: string | null;
+  /** Set when the node answered but the check could not log in (not a failure, not a success). */
+  inconclusive?: string;
 }
 
 export class HealthChecker {
@@ -84,7 +87,8 @@ export class HealthChecker {
     }
     if (this.stopped) return;
     node.lastCheckAt = new Date();
-    node.lastCheckError = res.error;
+    node.lastCheckError = res.error ?? res.inconclusive ?? null;
+    if (res.inconclusive) return;
     const cluster = this.ctx.cluster;
     if (res.error === null && res.systemId && node.systemId && res.systemId !== node.systemId && node.state === 'up') {
       cluster.setState(node, 'diverged', `a different PostgreSQL cluster answers at ${node.host}:${node.port} (system identifier ${res.systemId}, was ${node.systemId})`);
@@ -123,7 +127,14 @@ export class HealthChecker {
       try {
         c = await NodeConnection.connect(node, this.login(h.connect_timeout * 1000), this.log);
       } catch (e) {
-        return { error: `cannot connect: ${(e as Error).message}`, systemId: null };
+        const err = e as PgqError;
+        if (/^(28|3D)/.test(err.sqlstate ?? '')) {
+          // The node answered and refused our login (password, missing database): a
+          // configuration problem, not evidence that the node is gone. Logged, not acted on.
+          this.log.warn({ node: node.id, sqlstate: err.sqlstate }, `health check cannot log in to node ${node.id}: ${err.message}`);
+          return { error: null, systemId: null, inconclusive: err.message };
+        }
+        return { error: `cannot connect: ${err.message}`, systemId: null };
       }
       c.onClose = () => {
         if (this.conns.get(node) === c) this.conns.delete(node);

@@ -569,6 +569,11 @@ export class Router {
       return;
     }
     if (/^\s*SET\s+LOCAL\b/i.test(s.text)) return;
+    // A later SET/RESET of the same setting replaces the earlier one (the log stays small).
+    const key = settingKey(s.text);
+    if (key !== null) {
+      for (let i = log.length - 1; i >= 0; i--) if (settingKey(log[i]!) === key) log.splice(i, 1);
+    } else if (log.includes(s.text)) return;
     log.push(s.text);
   }
 
@@ -624,4 +629,12 @@ export class Router {
     await this.exec.fanOut(req, wrap);
   }
 
+}
+
+/** The setting a SET/RESET statement changes (lower case), or null for other statements. */
+function settingKey(text: string): string | null {
+  const m = /^\s*(?:SET|RESET)\s+(?:SESSION\s+(?!AUTHORIZATION|CHARACTERISTICS))?("[^"]+"|[\w.]+)/i.exec(text);
+  if (!m) return null;
+  const name = m[1]!.replace(/^"|"$/g, '').toLowerCase();
+  return name === 'all' || name === 'session' ? null : name;
 }

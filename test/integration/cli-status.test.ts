@@ -132,14 +132,30 @@ test('usage errors exit 2', async () => {
   assert.equal(twoIds.code, 2, twoIds.stdout + twoIds.stderr);
 });
 
-test('node attach n1 reaches the coordinator: exit 0 with its answer, or 1 with a pgquorum: message', async () => {
-  const r = await cli(['node', 'attach', 'n1', '--config', configFile]);
-  assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stdout}${r.stderr}`);
-  if (r.code === 0) assert.notEqual(r.stdout.trim(), '', 'prints the result');
-  else assert.match(r.stderr, /^pgquorum: .+/, r.stderr);
-  // Whatever it answered, the coordinator still serves status.
-  const s = await cli(['status', '--config', configFile, '--json']);
-  assert.equal(s.code, 0, s.stdout + s.stderr);
+test('node detach n3 / node attach n3: exit 0 with the coordinator\'s answer; status shows the change; attach after a write is refused (exit 1, needs recovery)', async () => {
+  const up = await cli(['node', 'attach', 'n1', '--config', configFile]);
+  assert.equal(up.code, 0, up.stdout + up.stderr);
+  assert.match(up.stdout, /node n1 is already up/);
+  const d = await cli(['node', 'detach', 'n3', '--config', configFile]);
+  assert.equal(d.code, 0, d.stdout + d.stderr);
+  assert.match(d.stdout, /node n3 detached/);
+  let s = await cli(['status', '--config', configFile, '--json']);
+  let rows = JSON.parse(s.stdout) as { id: string; state: string; detached: string }[];
+  assert.deepEqual(rows.map((r) => [r.id, r.state]), [['n1', 'up'], ['n2', 'up'], ['n3', 'down']]);
+  const a = await cli(['node', 'attach', 'n3', '--config', configFile]);
+  assert.equal(a.code, 0, a.stdout + a.stderr);
+  assert.match(a.stdout, /node n3 attached/);
+  s = await cli(['status', '--config', configFile, '--json']);
+  rows = JSON.parse(s.stdout) as { id: string; state: string; detached: string }[];
+  assert.deepEqual(rows.map((r) => r.state), ['up', 'up', 'up']);
+  // with a write in between, attach is refused
+  assert.equal((await cli(['node', 'detach', 'n3', '--config', configFile])).code, 0);
+  const c = await fx.coord.client();
+  await c.query('CREATE TABLE cli_written (id int)');
+  const refused = await cli(['node', 'attach', 'n3', '--config', configFile]);
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /^pgquorum: node n3 cannot be attached: writes were committed without it.*needs recovery \(SQLSTATE 55000\)/m);
+  assert.match(refused.stderr, /hint: /);
 });
 
 test('alignedTable: psql aligned format', () => {
