@@ -4,7 +4,7 @@
 // exits 0; a refusal prints `pgquorum: MESSAGE (SQLSTATE X)` and its hint on
 // stderr and exits 1.
 import { UsageError, type Parsed } from './args.js';
-import { CoordinatorError, CoordinatorSession, noticeLines, reportCoordinatorError } from './status.js';
+import { noticeLines, withCoordinator } from './status.js';
 
 /** Node ids the command accepts (sent unquoted in the query). */
 const NODE_ID = /^[A-Za-z0-9_.-]+$/;
@@ -28,18 +28,11 @@ async function nodeCommand(p: Parsed, verb: 'attach' | 'detach'): Promise<number
   if (id === undefined) throw new UsageError('the node ID is required', command);
   if (!NODE_ID.test(id)) throw new UsageError(`invalid node ID ${JSON.stringify(id)} (letters, digits, '_', '.', '-')`, command);
   const sql = `PGQUORUM NODE ${verb.toUpperCase()} ${id}`;
-  let session: CoordinatorSession | null = null;
-  try {
-    session = await CoordinatorSession.open(p, command);
+  return withCoordinator(p, command, async (session) => {
     const a = await session.query(sql);
     const lines = a.notices.flatMap(noticeLines);
     if (lines.length === 0) lines.push(`done: ${sql}`);
     process.stdout.write(lines.map((l) => `${l}\n`).join(''));
     return 0;
-  } catch (e) {
-    if (e instanceof CoordinatorError) return reportCoordinatorError(e);
-    throw e;
-  } finally {
-    session?.close();
-  }
+  });
 }

@@ -148,10 +148,25 @@ export function noticeLines(n: ErrorFields): string[] {
   return lines;
 }
 
-export async function cmdStatus(p: Parsed): Promise<number> {
+/**
+ * Open a session to the coordinator of --config, run `fn`, close it; a
+ * coordinator error is reported (`pgquorum: MESSAGE (SQLSTATE X)`) as exit 1.
+ */
+export async function withCoordinator(p: Parsed, command: string, fn: (s: CoordinatorSession) => Promise<number>): Promise<number> {
   let session: CoordinatorSession | null = null;
   try {
-    session = await CoordinatorSession.open(p, 'status');
+    session = await CoordinatorSession.open(p, command);
+    return await fn(session);
+  } catch (e) {
+    if (e instanceof CoordinatorError) return reportCoordinatorError(e);
+    throw e;
+  } finally {
+    session?.close();
+  }
+}
+
+export function cmdStatus(p: Parsed): Promise<number> {
+  return withCoordinator(p, 'status', async (session) => {
     const a = await session.query('SHOW pgquorum.nodes');
     for (const n of a.notices) process.stderr.write(noticeLines(n).map((l) => `pgquorum: ${l}\n`).join(''));
     const names = a.fields.map((f) => f.name);
@@ -162,12 +177,7 @@ export async function cmdStatus(p: Parsed): Promise<number> {
       process.stdout.write(`${alignedTable(a.fields, a.rows).join('\n')}\n`);
     }
     return 0;
-  } catch (e) {
-    if (e instanceof CoordinatorError) return reportCoordinatorError(e);
-    throw e;
-  } finally {
-    session?.close();
-  }
+  });
 }
 
 /** Types psql right-aligns: int2, int4, int8, oid, float4, float8, numeric. */
