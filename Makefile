@@ -2,7 +2,7 @@
 # dist/ and runs every compiled test serially (integration tests start real
 # PostgreSQL clusters). See docs/cli.md.
 
-.PHONY: all deps build test dev clean
+.PHONY: all deps build test dev bench clean
 .NOTPARALLEL:
 
 all: build
@@ -21,6 +21,11 @@ test: deps build
 
 dev: deps build
 	bin/pgquorum dev
+
+# Benchmark: plain PostgreSQL vs pgquorum vs pgpool-II (about 30 min; see
+# bench/run.sh for BENCH_SECONDS, BENCH_ROUNDS). Not part of `make test`.
+bench: deps build
+	bench/run.sh
 
 clean:
 	rm -rf dist

@@ -1,0 +1,367 @@
+// Helpers for bench/run.sh (plain Node ESM, no build step, no dependencies).
+//
+//   node bench/lib.mjs free-port N            first port P of N free consecutive loopback ports
+//   node bench/lib.mjs cfg-prepare CFG NODES  keep the first NODES nodes of a pgquorum config,
+//                                             log level warn; prints the first user's password
+//   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
+//                                             (tree: PID and all its descendants, plus the CPU of
+//                                             reaped children)
+//   node bench/lib.mjs run-summary JSONL k=v... parse one pgbench run (out=FILE, logs=DIR with the
+//                                             -l files, before=/after= proc JSON, idle= JSON and
+//                                             any other k=v) and append one JSON line to JSONL
+//   node bench/lib.mjs report JSONL META OUTDIR README
+//                                             write OUTDIR/<UTC stamp>.md/.json and latest.md, and
+//                                             replace the README block between the bench markers
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const TARGETS = ['plain', 'pgquorum', 'pgpool'];
+const TARGET_LABEL = { plain: 'plain PostgreSQL (1 node)', pgquorum: 'pgquorum (3 nodes)', pgpool: 'pgpool-II (3 nodes)' };
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+function die(msg) {
+  console.error(`bench/lib.mjs: ${msg}`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------- free-port
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+async function freePort(n) {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let p = base; p < base + n && ok; p++) ok = await portFree(p);
+    if (ok) return base;
+  }
+  die(`no ${n} free consecutive ports found`);
+}
+
+// ---------------------------------------------------------------- proc
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function statOf(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return { ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+
+function kib(pid, file, key) {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/${file}`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function procInfo(pid, tree) {
+  const root = statOf(pid);
+  if (!root) return { cpu: null, hwmKiB: null, pssKiB: null, procs: 0 };
+  const pids = [pid];
+  if (tree) {
+    const children = new Map();
+    for (const e of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const st = statOf(Number(e));
+      if (st) children.set(st.ppid, [...(children.get(st.ppid) ?? []), Number(e)]);
+    }
+    for (let i = 0; i < pids.length; i++) pids.push(...(children.get(pids[i]) ?? []));
+  }
+  let ticks = root.cutime + root.cstime; // children that already exited and were reaped
+  let hwm = 0;
+  let pss = 0;
+  for (const p of pids) {
+    const st = statOf(p);
+    if (!st) continue;
+    ticks += st.utime + st.stime;
+    hwm += kib(p, 'status', 'VmHWM');
+    pss += kib(p, 'smaps_rollup', 'Pss');
+  }
+  return { cpu: ticks / CLK_TCK, hwmKiB: hwm, pssKiB: pss, procs: pids.length };
+}
+
+// ---------------------------------------------------------------- run-summary
+
+function parsePgbench(text) {
+  const num = (re) => {
+    const m = text.match(re);
+    return m ? Number(m[1]) : null;
+  };
+  return {
+    tps: num(/^tps = ([\d.]+) \(without initial connection time\)/m),
+    transactions: num(/^number of transactions actually processed: (\d+)/m),
+    failed: num(/^number of failed transactions: (\d+)/m) ?? 0,
+    latencyAvgMs: num(/^latency average = ([\d.]+) ms/m),
+    connectMs: num(/^initial connection time = ([\d.]+) ms/m),
+  };
+}
+
+/** Latencies (µs, column 3) of every successful transaction in pgbench -l files. */
+function readLatencies(dir) {
+  const chunks = [];
+  let n = 0;
+  for (const f of fs.readdirSync(dir)) {
+    const arr = [];
+    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+      const v = Number(line.split(' ')[2]); // "failed" (or an empty line) is NaN: skipped
+      if (Number.isFinite(v)) arr.push(v);
+    }
+    chunks.push(Float64Array.from(arr));
+    n += arr.length;
+  }
+  const all = new Float64Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return all.sort();
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function runSummary(jsonl, kv) {
+  const a = Object.fromEntries(kv.map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+  const out = fs.readFileSync(a.out, 'utf8');
+  const pb = parsePgbench(out);
+  if (pb.tps === null || pb.transactions === null) die(`no tps in ${a.out}`);
+  const lat = readLatencies(a.logs);
+  const rec = {
+    target: a.target,
+    scenario: a.scenario,
+    round: Number(a.round),
+    ...pb,
+    logged: lat.length,
+    p50Ms: lat.length ? percentile(lat, 50) / 1000 : null,
+    p99Ms: lat.length ? percentile(lat, 99) / 1000 : null,
+  };
+  if (a.before && a.after) {
+    const b = JSON.parse(a.before);
+    const e = JSON.parse(a.after);
+    rec.cpuSeconds = e.cpu !== null && b.cpu !== null ? e.cpu - b.cpu : null;
+    rec.cpuPer1kTx = rec.cpuSeconds !== null && pb.transactions > 0 ? rec.cpuSeconds / (pb.transactions / 1000) : null;
+    rec.peakRssMiB = e.hwmKiB / 1024; // single process: VmHWM; a tree: sum of the VmHWM of its processes
+    rec.pssMiB = e.pssKiB / 1024; // proportional set size at the end of the run (shared pages split)
+    rec.procs = e.procs;
+  }
+  if (a.idle) rec.idle = JSON.parse(a.idle);
+  fs.appendFileSync(jsonl, JSON.stringify(rec) + '\n');
+  const f = (v, d = 1) => (v === null || v === undefined ? '-' : v.toFixed(d));
+  console.log(
+    `  ${a.target.padEnd(8)} tps ${f(rec.tps)}  p50 ${f(rec.p50Ms, 2)} ms  p99 ${f(rec.p99Ms, 2)} ms  failed ${rec.failed}` +
+      (rec.cpuPer1kTx !== undefined ? `  cpu/1k tx ${f(rec.cpuPer1kTx, 3)} s  rss ${f(rec.peakRssMiB)} MiB  pss ${f(rec.pssMiB)} MiB` : '') +
+      (rec.idle ? `  idle held ${rec.idle.held} lost ${rec.idle.lost}` : ''),
+  );
+}
+
+// ---------------------------------------------------------------- report
+
+function median(values) {
+  const v = values.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((x, y) => x - y);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** First line a command prints (stdout, else stderr: `pgpool --version` writes there), or "unknown". */
+function sh(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error || r.status !== 0) return 'unknown';
+  return (r.stdout.trim() || r.stderr.trim()).split('\n')[0] || 'unknown';
+}
+
+function machine(meta) {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const memKiB = Number(fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemTotal:\s+(\d+)/m)?.[1] ?? 0);
+  return {
+    nproc: Number(sh('nproc', [])) || os.cpus().length,
+    cpuModel: cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? 'unknown',
+    ramGiB: Math.round((memKiB / 1024 / 1024) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    postgres: meta.postgresVersion ?? 'unknown',
+    pgpool: sh('pgpool', ['--version']).replace(/^pgpool-II version /, ''),
+    pgbench: sh('pgbench', ['--version']),
+    node: process.version,
+    commit: sh('git', ['rev-parse', '--short', 'HEAD']),
+  };
+}
+
+function fmt(v, digits) {
+  return v === null || v === undefined ? '–' : v.toFixed(digits);
+}
+
+function ratio(a, b) {
+  return a === null || b === null || !b ? '–' : `${(a / b).toFixed(2)}×`;
+}
+
+function report(jsonl, metaFile, outdir, readme) {
+  const runs = fs
+    .readFileSync(jsonl, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+  const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+  const m = machine(meta);
+  const scenarios = meta.scenarios.map((s) => s.name);
+  const summary = [];
+  for (const scenario of scenarios) {
+    for (const target of TARGETS) {
+      const rs = runs.filter((r) => r.scenario === scenario && r.target === target);
+      if (rs.length === 0) continue;
+      const med = (k) => median(rs.map((r) => r[k]));
+      summary.push({
+        scenario,
+        target,
+        rounds: rs.length,
+        tps: med('tps'),
+        p50Ms: med('p50Ms'),
+        p99Ms: med('p99Ms'),
+        latencyAvgMs: med('latencyAvgMs'),
+        failed: rs.reduce((s, r) => s + (r.failed ?? 0), 0),
+        cpuPer1kTx: med('cpuPer1kTx'),
+        peakRssMiB: rs.some((r) => r.peakRssMiB !== undefined) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
+        pssMiB: rs.some((r) => r.pssMiB !== undefined) ? Math.max(...rs.map((r) => r.pssMiB ?? 0)) : null,
+        idleLost: rs.some((r) => r.idle) ? rs.reduce((s, r) => s + (r.idle?.lost ?? 0), 0) : null,
+      });
+    }
+  }
+  const get = (scenario, target) => summary.find((s) => s.scenario === scenario && s.target === target) ?? null;
+
+  const stamp = meta.startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'); // 20250101T120000Z
+  const short = meta.seconds < 30 || meta.rounds < 3;
+  const header = [
+    `# pgquorum benchmark ${meta.startedAt.replace(/\.\d+Z$/, 'Z')}`,
+    '',
+    ...(short ? [`**Short run (${meta.seconds} s × ${meta.rounds} round${meta.rounds === 1 ? '' : 's'}): not representative.**`, ''] : []),
+    `- Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.ramGiB} GiB RAM, ${m.kernel}`,
+    `- Software: PostgreSQL ${m.postgres}, pgpool-II ${m.pgpool}, Node ${m.node}, pgquorum ${m.commit}`,
+    `- Load average before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
+    `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run, ` +
+      `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
+      `All on this machine, nodes with fsync=off, over loopback TCP.`,
+    `- Targets: a plain PostgreSQL node; pgquorum over 3 nodes; pgpool-II native replication over the same 3 nodes ` +
+      `(load_balance_mode on, replicate_select off).`,
+    `- Consistency after the runs: ${meta.verify ?? 'not checked'}`,
+    '',
+  ];
+  const table = [
+    '| scenario | target | tps | vs plain | vs pgpool-II | p50 ms | p99 ms | failed tx | CPU s / 1k tx | memory MiB |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const scenario of scenarios) {
+    const plain = get(scenario, 'plain');
+    const pgpool = get(scenario, 'pgpool');
+    for (const target of TARGETS) {
+      const s = get(scenario, target);
+      if (!s) continue;
+      const mem = target === 'pgquorum' ? fmt(s.peakRssMiB, 0) : target === 'pgpool' ? `${fmt(s.pssMiB, 0)}¹` : '–';
+      table.push(
+        `| ${scenario} | ${target} | ${fmt(s.tps, 0)} | ${target === 'plain' ? '1.00×' : ratio(s.tps, plain?.tps ?? null)} | ` +
+          `${target === 'pgquorum' ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
+          `${target === 'plain' ? '–' : fmt(s.cpuPer1kTx, 3)} | ${mem} |`,
+      );
+    }
+  }
+  const notes = [
+    '',
+    'tps: pgbench "without initial connection time"; p50/p99: from the per-transaction logs (`pgbench -l`) of every run; ' +
+      'each figure is the median over the rounds. CPU s / 1k tx: user+system CPU of the pgquorum coordinator (or of all ' +
+      'pgpool-II processes) during the run, per 1,000 transactions. Memory: pgquorum peak RSS (VmHWM) of the coordinator, ' +
+      'which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.',
+  ];
+  const idle = meta.scenarios.find((s) => s.idle);
+  if (idle) notes.push(`"${idle.name}": ${idle.idle} idle sessions (bench/idle-clients.mjs) stay connected while pgbench runs.`);
+  const lost = summary.filter((s) => s.idleLost);
+  for (const s of lost) notes.push(`**Warning:** ${s.target} lost ${s.idleLost} idle session(s) during "${s.scenario}".`);
+  const failedRuns = summary.filter((s) => s.failed > 0);
+  for (const s of failedRuns) notes.push(`**Warning:** ${s.target} had ${s.failed} failed transaction(s) in "${s.scenario}".`);
+
+  const md = [...header, ...table, ...notes, ''].join('\n');
+  fs.mkdirSync(outdir, { recursive: true });
+  const base = path.join(outdir, stamp);
+  fs.writeFileSync(`${base}.md`, md);
+  fs.writeFileSync(`${base}.json`, JSON.stringify({ machine: m, settings: meta, summary, runs }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outdir, 'latest.md'), md);
+
+  if (readme && fs.existsSync(readme)) {
+    const text = fs.readFileSync(readme, 'utf8');
+    const i = text.indexOf(BEGIN);
+    const j = text.indexOf(END);
+    if (i < 0 || j < i) {
+      console.error(`bench: ${readme} has no ${BEGIN} ... ${END} block; not updated`);
+    } else {
+      const rel = path.relative(path.dirname(readme), `${base}.md`);
+      const block = [
+        BEGIN,
+        `Latest \`make bench\` (${meta.startedAt.replace(/\.\d+Z$/, 'Z')}, ${m.nproc} CPUs, ${meta.seconds} s × ${meta.rounds} ` +
+          `round${meta.rounds === 1 ? '' : 's'}, ` +
+          `pgquorum ${m.commit}; full report: [${rel}](${rel})):`,
+        ...(short ? ['', '**Short run: not representative.**'] : []),
+        '',
+        ...table,
+        '',
+        'Ratios compare tps. CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
+          'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
+        END,
+      ].join('\n');
+      fs.writeFileSync(readme, text.slice(0, i) + block + text.slice(j + END.length));
+      console.log(`bench: updated the results table in ${readme}`);
+    }
+  }
+  console.log(`bench: wrote ${base}.md, ${base}.json and ${path.join(outdir, 'latest.md')}`);
+}
+
+// ---------------------------------------------------------------- main
+
+const [cmd, ...rest] = process.argv.slice(2);
+switch (cmd) {
+  case 'free-port':
+    console.log(await freePort(Number(rest[0] ?? 1)));
+    break;
+  case 'cfg-prepare': {
+    const [file, nodes] = rest;
+    const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+    c.nodes = c.nodes.slice(0, Number(nodes));
+    c.log = { ...(c.log ?? {}), level: 'warn' };
+    fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
+    console.log(c.users[0].password);
+    break;
+  }
+  case 'proc':
+    console.log(JSON.stringify(procInfo(Number(rest[0]), rest[1] === 'tree')));
+    break;
+  case 'run-summary':
+    runSummary(rest[0], rest.slice(1));
+    break;
+  case 'report':
+    report(rest[0], rest[1], rest[2], rest[3]);
+    break;
+  default:
+    die(`unknown command ${cmd ?? ''}; see the header of bench/lib.mjs`);
+}
