@@ -1,11 +1,13 @@
 // Classifies client SQL with PostgreSQL's own parser: what kind of statement
 // each one is (read, write, transaction control, session, ...), its command
 // tag, the relations and functions it touches, and where the time constructs
-// that rewrite.ts must replace are. Results are cached by text in an LRU.
+// that rewrite.ts must replace are. Results are cached by text in an LRU;
+// plain reads also by their text with numbers blanked out (shapeKey).
 
 import { PgqError } from '../errors.js';
 import { parseSql, initParser, type ParseTree } from './parser.js';
 import { Lru } from './lru.js';
+import { nextToken } from './lexer.js';
 import { setReadOnlyFunctionNames, setWriteFunctionNames } from './functions.js';
 import { describeStatement, type DescribeEnv } from './describe.js';
 import { executeArgEdits, type Edit, type TimeKind } from './timespans.js';
@@ -125,12 +127,75 @@ function describeAll(sql: string, tree: ParseTree): Analyzed {
   return { cls: deepFreeze(cls), edits, pieces, maxParam };
 }
 
+/**
+ * Reads that differ only in their numeric constants (`... WHERE aid = 4711`,
+ * the commonest uncached text) share one analysis: the text with every
+ * number token replaced is the key. Only analyses that nothing position-
+ * or value-dependent was drawn from are shared (one plain read statement,
+ * no rewrite, no determinism flag); the hit gets its own text.
+ */
+interface ShapeEntry {
+  a: Analyzed;
+  /** characters before and after the statement's text in the analysed string */
+  lead: number;
+  trail: number;
+}
+
+const SHAPE_MAX_TEXT = 4096;
+const shapes = new Lru<string, ShapeEntry>(DEFAULT_CACHE_SIZE);
+
+/** The text with its number tokens replaced by NUL (which SQL text cannot hold), or null when it has none. */
+export function shapeKey(sql: string): string | null {
+  if (sql.length > SHAPE_MAX_TEXT || !/[0-9]/.test(sql)) return null;
+  const b = Buffer.from(sql, 'utf8');
+  let out = '';
+  let last = 0;
+  for (let pos = 0; ; ) {
+    const t = nextToken(b, pos);
+    if (t.type === 'eof' || t.end <= pos) break;
+    if (t.type === 'number') {
+      out += b.toString('latin1', last, t.start) + '\u0000';
+      last = t.end;
+    }
+    pos = t.end;
+  }
+  return last === 0 ? null : out + b.toString('latin1', last);
+}
+
+function shareable(a: Analyzed, sql: string): ShapeEntry | null {
+  const st = a.cls.statements;
+  if (st.length !== 1 || a.edits.length > 0 || a.cls.needsRewrite || a.cls.write) return null;
+  const s = st[0]!;
+  if (s.kind !== 'read' || s.needsRewrite || s.random || s.sequences || s.unsafe || s.nondeterministic || s.orderChecks) return null;
+  if (s.unknownFunctions || s.readUnlessVolatile || s.locksRows || s.untypedTimeLiteral || s.inner || s.syntaxError || s.tooComplex) return null;
+  if (s.createsTemp || s.dataWrite || s.setDefault) return null;
+  const lead = sql.indexOf(s.text);
+  if (lead < 0 || sql.lastIndexOf(s.text) !== lead) return null; // found once: the same place in every text of this shape
+  return { a, lead, trail: sql.length - lead - s.text.length };
+}
+
+function fromShape(e: ShapeEntry, sql: string): Analyzed {
+  const s = e.a.cls.statements[0]!;
+  const info = Object.freeze({ ...s, text: sql.slice(e.lead, sql.length - e.trail) });
+  const cls: Classification = Object.freeze({ statements: Object.freeze([info]) as StatementInfo[], write: false, needsRewrite: false });
+  return { cls, edits: [], pieces: [sql], maxParam: e.a.maxParam };
+}
+
 /** The cached analysis of `sql` (parses on a miss). Used by rewrite.ts. */
 export function analyze(sql: string): Analyzed {
   const hit = cache.get(sql);
   if (hit) return hit;
+  const key = shapeKey(sql);
+  if (key !== null) {
+    const e = shapes.get(key);
+    if (e) return fromShape(e, sql);
+  }
   const a = analyzeUncached(sql);
   if (sql.length <= MAX_CACHED_TEXT) cache.set(sql, a);
+  if (key !== null) {
+    const e = shareable(a, sql);
+    if (e) shapes.set(key, e);
+  }
   return a;
 }
 
@@ -147,20 +212,24 @@ export function classify(sql: string): Classification {
 export function setWriteFunctions(names: Iterable<string>): void {
   setWriteFunctionNames(names);
   cache.clear();
+  shapes.clear();
 }
 
 /** Function names (config) declared safe to run on one node; replaces the previous list. */
 export function setReadOnlyFunctions(names: Iterable<string>): void {
   setReadOnlyFunctionNames(names);
   cache.clear();
+  shapes.clear();
 }
 
 export function setClassifyCacheSize(entries: number): void {
   cache.resize(entries);
+  shapes.resize(entries);
 }
 
 export function clearClassifyCache(): void {
   cache.clear();
+  shapes.clear();
 }
 
 export function classifyCacheStats(): { size: number; capacity: number; hits: number; misses: number } {

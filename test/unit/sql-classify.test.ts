@@ -460,14 +460,15 @@ describe('cache', () => {
     assert.equal(parseCount(), before + 1);
     try {
       setClassifyCacheSize(2);
-      classify('SELECT 1');
-      classify('SELECT 2');
-      classify('SELECT 1'); // refresh
-      classify('SELECT 3'); // evicts SELECT 2
+      // texts without numbers (texts that differ only in numbers share an analysis: see below)
+      classify('SELECT a');
+      classify('SELECT b');
+      classify('SELECT a'); // refresh
+      classify('SELECT c'); // evicts SELECT b
       const n = parseCount();
-      classify('SELECT 1');
+      classify('SELECT a');
       assert.equal(parseCount(), n);
-      classify('SELECT 2');
+      classify('SELECT b');
       assert.equal(parseCount(), n + 1);
     } finally {
       setClassifyCacheSize(10_000);
@@ -482,4 +483,35 @@ describe('cache', () => {
     classify(sql);
     assert.equal(parseCount(), before + 2);
   });
+});
+
+it('reads differing only in numbers share one analysis, each with its own text; writes and special reads do not', async () => {
+  const { shapeKey, classifyCacheStats } = await import('../../src/sql/classify.js');
+  assert.equal(shapeKey('SELECT abalance FROM pgbench_accounts WHERE aid = 42;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = \u0000;');
+  assert.equal(shapeKey("SELECT 'a1' /* 7 */"), null, 'digits in strings and comments are not numbers');
+  const before = classifyCacheStats().misses;
+  const a = classify('SELECT abalance FROM pgbench_accounts WHERE aid = 4711;');
+  const b = classify('  SELECT abalance FROM pgbench_accounts WHERE aid = 12;');
+  assert.notEqual(a, b);
+  assert.equal(b.statements[0]!.kind, 'read');
+  assert.equal(b.statements[0]!.text, 'SELECT abalance FROM pgbench_accounts WHERE aid = 12');
+  assert.deepEqual(b.statements[0]!.relations, a.statements[0]!.relations);
+  const c = classify('  SELECT abalance FROM pgbench_accounts WHERE aid = 123456789;');
+  assert.equal(c.statements[0]!.text, 'SELECT abalance FROM pgbench_accounts WHERE aid = 123456789');
+  assert.ok(classifyCacheStats().misses - before >= 1);
+  // a write with the same shape is analysed on its own
+  const w1 = classify('UPDATE t SET v = 1 WHERE id = 1');
+  const w2 = classify('UPDATE t SET v = 2 WHERE id = 1');
+  assert.equal(w2.statements[0]!.text, 'UPDATE t SET v = 2 WHERE id = 1');
+  assert.equal(w1.write && w2.write, true);
+  // a read drawing random values keeps its own analysis (its seed handling needs it)
+  const r = classify('SELECT random() * 5 FROM t LIMIT 3');
+  const r2 = classify('SELECT random() * 6 FROM t LIMIT 3');
+  assert.equal(r2.statements[0]!.text, 'SELECT random() * 6 FROM t LIMIT 3');
+  assert.equal(r.statements[0]!.random, r2.statements[0]!.random);
+  // the statement's text found twice (here in a comment): not shared
+  const k1 = classify('/* SELECT 1 */ SELECT 1');
+  const k2 = classify('/* SELECT 1 */ SELECT 2');
+  assert.equal(k1.statements[0]!.text.endsWith('SELECT 1'), true);
+  assert.equal(k2.statements[0]!.text, '/* SELECT 1 */ SELECT 2');
 });
