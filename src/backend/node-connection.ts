@@ -336,7 +336,15 @@ export class NodeConnection {
         } else if (t === BE.EmptyQueryResponse) {
           result.tags.push('');
         } else if (t === BE.ErrorResponse) {
-          if (result.error === null) result.error = decodeErrorFields(f.payload);
+          const e = decodeErrorFields(f.payload);
+          const sev = e['V'] ?? e['S'];
+          if (sev === 'FATAL' || sev === 'PANIC') {
+            // The backend is ending the connection (postmaster gone, shutdown, terminated):
+            // the node is lost for this exchange; its words are not an outcome to vote on or forward.
+            this.fail(this.lostError(`the node ended the connection: ${e['C'] ?? ''} ${e['M'] ?? ''}`.trim()));
+            return;
+          }
+          if (result.error === null) result.error = e;
         } else if (t === BE.ParameterStatus) {
           const p = decodeParameterStatus(f.payload);
           this.params.set(p.name, p.value);

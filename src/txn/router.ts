@@ -117,7 +117,9 @@ export class Router {
         }
         // The client's own COMMIT messages (extended protocol, AND CHAIN) answered by a node
         // in a fresh empty transaction, so every reply is the one PostgreSQL gives.
-        const r = await this.exec.read(this.exec.liveConns()[0] ?? home, req, false, true);
+        // The transaction is committed: a node lost while it answers these messages is replaced by
+        // another (retry), never reported as a 40001 that would make the client run it twice.
+        const r = await this.exec.read(this.exec.liveConns()[0] ?? home, req, true, true);
         if (r && r.status === 'T') this.exec.beginFrom(r.node);
         return;
       }
