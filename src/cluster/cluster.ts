@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/types.js';
 import { PgqError, SqlState } from '../errors.js';
-import type { ClusterRecord, StateStore } from '../state/store.js';
+import { copyNodeRecord, type ClusterRecord, type StateStore } from '../state/store.js';
 
 export type NodeState = 'up' | 'down' | 'diverged' | 'recovering' | 'removed';
 
@@ -112,15 +112,17 @@ export class Cluster extends EventEmitter {
   private record(): ClusterRecord {
     return {
       epoch: this.epoch,
-      nodes: this.nodes.map((n) => ({
-        id: n.id,
-        state: n.state,
-        reason: n.stateReason,
-        changedAt: n.stateChangedAt.toISOString(),
-        missedWrites: n.missedWrites,
-        detached: n.detached,
-        ...(n.systemId !== null ? { systemId: n.systemId } : {}),
-      })),
+      nodes: this.nodes.map((n) =>
+        copyNodeRecord({
+          id: n.id,
+          state: n.state,
+          reason: n.stateReason,
+          changedAt: n.stateChangedAt.toISOString(),
+          missedWrites: n.missedWrites,
+          detached: n.detached,
+          systemId: n.systemId ?? undefined,
+        }),
+      ),
     };
   }
 

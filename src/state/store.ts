@@ -119,16 +119,14 @@ export function clusterRecordProblem(v: unknown): string | null {
 
 /** A deep copy holding only the known fields (callers never share the store's objects). */
 export function copyClusterRecord(r: ClusterRecord): ClusterRecord {
-  return {
-    epoch: r.epoch,
-    nodes: r.nodes.map((n) => ({
-      id: n.id,
-      state: n.state,
-      reason: n.reason,
-      changedAt: n.changedAt,
-      ...(n.missedWrites !== undefined ? { missedWrites: n.missedWrites } : {}),
-      ...(n.detached !== undefined ? { detached: n.detached } : {}),
-      ...(n.systemId !== undefined ? { systemId: n.systemId } : {}),
-    })),
-  };
+  return { epoch: r.epoch, nodes: r.nodes.map(copyNodeRecord) };
+}
+
+/** One node record with only the known fields; optional ones only when set. */
+export function copyNodeRecord(n: NodeRecord): NodeRecord {
+  const out: NodeRecord = { id: n.id, state: n.state, reason: n.reason, changedAt: n.changedAt };
+  if (n.missedWrites !== undefined) out.missedWrites = n.missedWrites;
+  if (n.detached !== undefined) out.detached = n.detached;
+  if (n.systemId !== undefined) out.systemId = n.systemId;
+  return out;
 }

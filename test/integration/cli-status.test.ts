@@ -5,23 +5,14 @@
 // (never a usage error); bad subcommands and bad ids exit 2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { freePort } from '../helpers/cluster.js';
 import { writeConfig } from '../helpers/child-coordinator.js';
 import { alignedTable } from '../../src/cli/status.js';
 import type { Config } from '../../src/config/types.js';
+import { runCli, type Run } from '../helpers/cli.js';
 import type { FieldDescription } from '../../src/protocol/backend.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** The compiled CLI next to this compiled test (dist/src/cli/main.js under `make test`). */
-const CLI = path.resolve(here, '../../src/cli/main.js');
-const REPO = path.resolve(here, '../../..');
-/** bin/pgquorum when this test runs from the repository's own dist/ (make test); else the CLI next to this build. */
-const BIN = path.basename(path.resolve(here, '../..')) === 'dist' && fs.existsSync(path.join(REPO, 'bin/pgquorum')) ? path.join(REPO, 'bin/pgquorum') : null;
 
 const fx = useClusterWithCoordinator({ nodes: 3, setup });
 let configFile = '';
@@ -45,21 +36,12 @@ async function setup(): Promise<void> {
   writeConfig(gone, unreachableFile);
 }
 
-/** The CLI in a child process (async: the coordinator runs in this process). */
-function cli(args: string[], useBin = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [cmd, argv] = useBin && BIN ? [BIN, args] : [process.execPath, [CLI, ...args]];
+/** The CLI in a child process, without the env overrides of the coordinator's address. */
+function cli(args: string[], useBin = false): Promise<Run> {
   const env = { ...process.env };
   delete env.PGQUORUM_HOST; // would override the config's coordinator address
   delete env.PGQUORUM_PORT;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { useBin, env });
 }
 
 const ids = (): string[] => fx.cluster.nodes.map((n) => n.id);

@@ -7,10 +7,11 @@
 // and psql sessions opened before each failure must keep working.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { nodeRow, PsqlSession, showNodes, waitFor } from '../helpers/ha.js';
+import { runProcess, type Run } from '../helpers/cli.js';
 import { killTree, livePostmaster } from '../../src/devcluster/index.js';
 
 const run = promisify(execFile);
@@ -30,15 +31,8 @@ after(() => {
   for (const s of sessions) s.close();
 });
 
-function pgbench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('pgbench', args, { env: f.coord.env() });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function pgbench(args: string[]): Promise<Run> {
+  return runProcess('pgbench', args, { env: f.coord.env() });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

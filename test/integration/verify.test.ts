@@ -7,23 +7,14 @@
 // one consistent cut. Also SET pgquorum.commit_barrier itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { freePort } from '../helpers/cluster.js';
 import { writeConfig } from '../helpers/child-coordinator.js';
 import { verify, type VerifyOptions, type VerifyReport } from '../../src/verify/verify.js';
 import type { Config } from '../../src/config/types.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** The compiled CLI next to this compiled test (dist/src/cli/main.js under `make test`). */
-const CLI = path.resolve(here, '../../src/cli/main.js');
-const REPO = path.resolve(here, '../../..');
-/** bin/pgquorum when this test runs from the repository's own dist/ (make test); else the CLI next to this build. */
-const BIN = path.basename(path.resolve(here, '../..')) === 'dist' && fs.existsSync(path.join(REPO, 'bin/pgquorum')) ? path.join(REPO, 'bin/pgquorum') : null;
+import { runCli, type Run } from '../helpers/cli.js';
 
 const fx = useClusterWithCoordinator({ nodes: 3, setup });
 let configFile = '';
@@ -37,17 +28,8 @@ function run(opts: Partial<VerifyOptions> = {}): Promise<VerifyReport> {
 }
 
 /** The CLI in a child process (async: the coordinator runs in this process). */
-function cli(args: string[], useBin = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [cmd, argv] = useBin && BIN ? [BIN, args] : [process.execPath, [CLI, ...args]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], useBin = false): Promise<Run> {
+  return runCli(args, { useBin });
 }
 
 function table(r: VerifyReport, name: string) {
