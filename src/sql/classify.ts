@@ -2,7 +2,8 @@
 // each one is (read, write, transaction control, session, ...), its command
 // tag, the relations and functions it touches, and where the time constructs
 // that rewrite.ts must replace are. Results are cached by text in an LRU;
-// plain reads also by their text with numbers blanked out (shapeKey).
+// reads and INSERT/UPDATE/DELETE also by their text with numbers blanked out
+// (shapeKey).
 
 import { PgqError } from '../errors.js';
 import { parseSql, initParser, type ParseTree } from './parser.js';
@@ -128,73 +129,145 @@ function describeAll(sql: string, tree: ParseTree): Analyzed {
 }
 
 /**
- * Reads that differ only in their numeric constants (`... WHERE aid = 4711`,
- * the commonest uncached text) share one analysis: the text with every
- * number token replaced is the key. Only analyses that nothing position-
- * or value-dependent was drawn from are shared (one plain read statement,
- * no rewrite, no determinism flag); the hit gets its own text.
+ * Statements that differ only in their numeric constants (`... WHERE aid =
+ * 4711`, `SET abalance = abalance + -17`: the commonest uncached texts)
+ * share one analysis. The key is the text with every number token blanked;
+ * a hit gets its own text, and every byte offset of the shared analysis
+ * (rewrite edits, INSERT shape) moved by the difference in length of the
+ * number tokens before it. Only analyses that took nothing from a number's
+ * value are shared: one SELECT, INSERT, UPDATE or DELETE, without a number
+ * inside a rewritten span (CURRENT_TIME(3)), without ORDER BY checks (which
+ * read ORDER BY 1 positions) and without an inner statement.
  */
 interface ShapeEntry {
   a: Analyzed;
   /** characters before and after the statement's text in the analysed string */
   lead: number;
   trail: number;
+  /** byte spans of the number tokens of the analysed text: start0, end0, start1, end1, ... */
+  spans: number[];
 }
 
 const SHAPE_MAX_TEXT = 4096;
 const shapes = new Lru<string, ShapeEntry>(DEFAULT_CACHE_SIZE);
 
-/** The text with its number tokens replaced by NUL (which SQL text cannot hold), or null when it has none. */
-export function shapeKey(sql: string): string | null {
+interface Shape {
+  key: string;
+  buf: Buffer;
+  spans: number[];
+}
+
+function shapeOf(sql: string): Shape | null {
   if (sql.length > SHAPE_MAX_TEXT || !/[0-9]/.test(sql)) return null;
   const b = Buffer.from(sql, 'utf8');
   let out = '';
   let last = 0;
+  const spans: number[] = [];
   for (let pos = 0; ; ) {
     const t = nextToken(b, pos);
     if (t.type === 'eof' || t.end <= pos) break;
     if (t.type === 'number') {
       out += b.toString('latin1', last, t.start) + '\u0000';
       last = t.end;
+      spans.push(t.start, t.end);
     }
     pos = t.end;
   }
-  return last === 0 ? null : out + b.toString('latin1', last);
+  return last === 0 ? null : { key: out + b.toString('latin1', last), buf: b, spans };
 }
 
-function shareable(a: Analyzed, sql: string): ShapeEntry | null {
+/** The text with its number tokens replaced by NUL (which SQL text cannot hold), or null when it has none. */
+export function shapeKey(sql: string): string | null {
+  return shapeOf(sql)?.key ?? null;
+}
+
+const SHARED_WRITE_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE']);
+
+/** Every byte offset an analysis holds (edit ends, INSERT shape positions). */
+function offsetsOf(a: Analyzed): number[] {
+  const out: number[] = [];
+  for (const e of a.edits) out.push(e.start, e.end);
+  const ins = a.cls.statements[0]?.insert;
+  if (ins) {
+    out.push(ins.colsAt);
+    for (const r of ins.rows ?? []) {
+      out.push(r.end);
+      for (const d of r.defaults) out.push(d.start, d.end);
+    }
+    if (ins.select) out.push(ins.select.start, ins.select.end);
+    if (ins.defaultValues) out.push(ins.defaultValues.start, ins.defaultValues.end);
+  }
+  return out;
+}
+
+function shareable(a: Analyzed, sql: string, spans: number[]): ShapeEntry | null {
   const st = a.cls.statements;
-  if (st.length !== 1 || a.edits.length > 0 || a.cls.needsRewrite || a.cls.write) return null;
+  if (st.length !== 1) return null;
   const s = st[0]!;
-  if (s.kind !== 'read' || s.needsRewrite || s.random || s.sequences || s.unsafe || s.nondeterministic || s.orderChecks) return null;
-  if (s.unknownFunctions || s.readUnlessVolatile || s.locksRows || s.untypedTimeLiteral || s.inner || s.syntaxError || s.tooComplex) return null;
-  if (s.createsTemp || s.dataWrite || s.setDefault) return null;
+  const write = s.kind === 'write' && s.dataWrite === true && SHARED_WRITE_TAGS.has(s.tag);
+  if (!(s.kind === 'read' && s.tag === 'SELECT') && !write) return null;
+  if (s.inner || s.syntaxError || s.tooComplex || s.orderChecks || s.insert?.orderCheck || s.createsTemp) return null;
+  if (s.timeParams || s.sequences?.includes('*')) return null;
+  // no offset may fall inside a number, and no number inside a rewritten span
+  for (const o of offsetsOf(a)) {
+    for (let i = 0; i < spans.length; i += 2) if (o > spans[i]! && o < spans[i + 1]!) return null;
+  }
+  for (const e of a.edits) {
+    for (let i = 0; i < spans.length; i += 2) if (spans[i]! >= e.start && spans[i + 1]! <= e.end) return null;
+  }
   const lead = sql.indexOf(s.text);
   if (lead < 0 || sql.lastIndexOf(s.text) !== lead) return null; // found once: the same place in every text of this shape
-  return { a, lead, trail: sql.length - lead - s.text.length };
+  return { a, lead, trail: sql.length - lead - s.text.length, spans };
 }
 
-function fromShape(e: ShapeEntry, sql: string): Analyzed {
-  const s = e.a.cls.statements[0]!;
-  const info = Object.freeze({ ...s, text: sql.slice(e.lead, sql.length - e.trail) });
-  const cls: Classification = Object.freeze({ statements: Object.freeze([info]) as StatementInfo[], write: false, needsRewrite: false });
-  return { cls, edits: [], pieces: [sql], maxParam: e.a.maxParam };
+function fromShape(e: ShapeEntry, sql: string, shape: Shape): Analyzed {
+  const from = e.spans;
+  const to = shape.spans;
+  /** Where byte offset `p` of the analysed text is in this one. */
+  const move = (p: number): number => {
+    let d = 0;
+    for (let i = 0; i < from.length && from[i + 1]! <= p; i += 2) d += to[i + 1]! - to[i]! - (from[i + 1]! - from[i]!);
+    return p + d;
+  };
+  const a = e.a;
+  const s = a.cls.statements[0]!;
+  const info: StatementInfo = { ...s, text: sql.slice(e.lead, sql.length - e.trail) };
+  if (s.insert) {
+    const ins = s.insert;
+    info.insert = {
+      ...ins,
+      colsAt: move(ins.colsAt),
+      ...(ins.rows ? { rows: ins.rows.map((r) => ({ ...r, end: move(r.end), defaults: r.defaults.map((d) => ({ ...d, start: move(d.start), end: move(d.end) })) })) } : {}),
+      ...(ins.select ? { select: { start: move(ins.select.start), end: move(ins.select.end) } } : {}),
+      ...(ins.defaultValues ? { defaultValues: { start: move(ins.defaultValues.start), end: move(ins.defaultValues.end) } } : {}),
+    };
+  }
+  const edits = a.edits.map((x) => ({ ...x, start: move(x.start), end: move(x.end) }));
+  const pieces: string[] = [];
+  let pos = 0;
+  for (const x of edits) {
+    pieces.push(decoder.decode(shape.buf.subarray(pos, x.start)));
+    pos = x.end;
+  }
+  pieces.push(decoder.decode(shape.buf.subarray(pos)));
+  const cls: Classification = { statements: [info], write: a.cls.write, needsRewrite: a.cls.needsRewrite };
+  return { cls: deepFreeze(cls), edits, pieces, maxParam: a.maxParam };
 }
 
 /** The cached analysis of `sql` (parses on a miss). Used by rewrite.ts. */
 export function analyze(sql: string): Analyzed {
   const hit = cache.get(sql);
   if (hit) return hit;
-  const key = shapeKey(sql);
-  if (key !== null) {
-    const e = shapes.get(key);
-    if (e) return fromShape(e, sql);
+  const shape = shapeOf(sql);
+  if (shape !== null) {
+    const e = shapes.get(shape.key);
+    if (e) return fromShape(e, sql, shape);
   }
   const a = analyzeUncached(sql);
   if (sql.length <= MAX_CACHED_TEXT) cache.set(sql, a);
-  if (key !== null) {
-    const e = shareable(a, sql);
-    if (e) shapes.set(key, e);
+  if (shape !== null) {
+    const e = shareable(a, sql, shape.spans);
+    if (e) shapes.set(shape.key, e);
   }
   return a;
 }

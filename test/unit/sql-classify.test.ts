@@ -485,7 +485,7 @@ describe('cache', () => {
   });
 });
 
-it('reads differing only in numbers share one analysis, each with its own text; writes and special reads do not', async () => {
+it('reads differing only in numbers share one analysis, each with its own text', async () => {
   const { shapeKey, classifyCacheStats } = await import('../../src/sql/classify.js');
   assert.equal(shapeKey('SELECT abalance FROM pgbench_accounts WHERE aid = 42;'), 'SELECT abalance FROM pgbench_accounts WHERE aid = \u0000;');
   assert.equal(shapeKey("SELECT 'a1' /* 7 */"), null, 'digits in strings and comments are not numbers');
@@ -499,12 +499,12 @@ it('reads differing only in numbers share one analysis, each with its own text; 
   const c = classify('  SELECT abalance FROM pgbench_accounts WHERE aid = 123456789;');
   assert.equal(c.statements[0]!.text, 'SELECT abalance FROM pgbench_accounts WHERE aid = 123456789');
   assert.ok(classifyCacheStats().misses - before >= 1);
-  // a write with the same shape is analysed on its own
+  // a write with the same shape gets its own text
   const w1 = classify('UPDATE t SET v = 1 WHERE id = 1');
   const w2 = classify('UPDATE t SET v = 2 WHERE id = 1');
   assert.equal(w2.statements[0]!.text, 'UPDATE t SET v = 2 WHERE id = 1');
   assert.equal(w1.write && w2.write, true);
-  // a read drawing random values keeps its own analysis (its seed handling needs it)
+  // a read drawing random values
   const r = classify('SELECT random() * 5 FROM t LIMIT 3');
   const r2 = classify('SELECT random() * 6 FROM t LIMIT 3');
   assert.equal(r2.statements[0]!.text, 'SELECT random() * 6 FROM t LIMIT 3');
@@ -514,4 +514,57 @@ it('reads differing only in numbers share one analysis, each with its own text; 
   const k2 = classify('/* SELECT 1 */ SELECT 2');
   assert.equal(k1.statements[0]!.text.endsWith('SELECT 1'), true);
   assert.equal(k2.statements[0]!.text, '/* SELECT 1 */ SELECT 2');
+});
+
+it('a statement analysed through its shape equals its own analysis (offsets moved, texts its own)', async () => {
+  const { analyze } = await import('../../src/sql/classify.js');
+  const templates = [
+    'UPDATE pgbench_accounts SET abalance = abalance + {n} WHERE aid = {n};',
+    'SELECT abalance FROM pgbench_accounts WHERE aid = {n};',
+    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({n}, {n}, {n}, {n}, CURRENT_TIMESTAMP);',
+    '  /* lead */ UPDATE t SET ts = CURRENT_TIMESTAMP, v = {n} WHERE id = {n} ; ',
+    'INSERT INTO t (a, b, c) VALUES ({n}, DEFAULT, now()), ({n}, {n}, DEFAULT)',
+    'INSERT INTO t VALUES ({n}, DEFAULT)',
+    'INSERT INTO t (id, u) VALUES ({n}, gen_random_uuid())',
+    'INSERT INTO t SELECT {n}, now()',
+    'INSERT INTO t DEFAULT VALUES',
+    "UPDATE t SET name = 'é{n}ü', at = now() + interval '{n} days' WHERE id = {n} AND x = {n}.5",
+    'UPDATE t SET v = {n}, ts = CURRENT_TIME(3) WHERE id = {n}',
+    'DELETE FROM t WHERE id IN ({n}, {n}) RETURNING *',
+    'SELECT * FROM t ORDER BY 1 LIMIT {n}',
+    'SELECT now(), {n} FROM t WHERE id = {n}',
+    "UPDATE t SET v = nextval('s') + {n} WHERE id = {n}",
+    'UPDATE t SET v = random() * {n} WHERE id = {n}',
+  ];
+  const fill = (t: string, seed: number): string => {
+    let k = 0;
+    return t.replace(/\{n\}/g, () => String(((seed + 1) * 7919 * ++k) % (seed % 2 ? 9 : 1_000_003)));
+  };
+  let shared = 0;
+  for (const t of templates) {
+    for (const [x, y] of [[1, 2], [2, 3], [4, 1]] as const) {
+      clearClassifyCache();
+      analyze(fill(t, x));
+      const before = parseCount();
+      const viaShape = analyze(fill(t, y));
+      if (parseCount() === before) shared++;
+      clearClassifyCache();
+      const own = analyze(fill(t, y));
+      const view = (a: typeof own) => ({ cls: a.cls, edits: a.edits, pieces: a.pieces, maxParam: a.maxParam });
+      assert.deepEqual(view(viaShape), view(own), `${fill(t, y)} (shape of ${fill(t, x)})`);
+    }
+  }
+  assert.ok(shared >= 30, `most of these share their shape (${shared})`);
+  // numbers that change what is known are not shared: CURRENT_TIME(3), ORDER BY 1
+  clearClassifyCache();
+  analyze('UPDATE t SET ts = CURRENT_TIME(3) WHERE id = 1');
+  const before = parseCount();
+  analyze('UPDATE t SET ts = CURRENT_TIME(3) WHERE id = 2');
+  assert.equal(parseCount(), before + 1);
+  analyze('SELECT * FROM t ORDER BY 1 LIMIT 5');
+  analyze('SELECT * FROM t ORDER BY 2 LIMIT 5');
+  assert.equal(parseCount(), before + 3);
+  // EXPLAIN (ANALYZE 0) is a read, EXPLAIN (ANALYZE 1) of a DELETE a write
+  assert.equal(classify('EXPLAIN (ANALYZE 0) DELETE FROM t WHERE id = 1').statements[0]!.kind, 'read');
+  assert.equal(classify('EXPLAIN (ANALYZE 1) DELETE FROM t WHERE id = 1').statements[0]!.kind, 'write');
 });
