@@ -90,6 +90,17 @@ function isTerminal(type: number): boolean {
 }
 
 let connSeq = 0;
+const EMPTY = Buffer.alloc(0);
+
+interface Relay {
+  out: (chunk: Buffer) => void;
+  done: (status: TxnStatus | null, lost: PgqError | null, forwarded: boolean) => void;
+  /** A frame whose end has not arrived yet. */
+  tail: Buffer | null;
+  forwarded: boolean;
+  /** Set when ReadyForQuery arrived. */
+  status: TxnStatus | null;
+}
 
 export class NodeConnection {
   readonly node: ClusterNode;
@@ -111,6 +122,8 @@ export class NodeConnection {
   private readonly log: Logger;
   private handler: ((f: Frame) => void) | null = null;
   private failer: ((e: PgqError) => void) | null = null;
+  /** The relay in progress (see relay()), or null. */
+  private relaying: Relay | null = null;
 
   private constructor(node: ClusterNode, socket: net.Socket, log: Logger) {
     this.node = node;
@@ -225,6 +238,20 @@ export class NodeConnection {
   }
 
   private onData(chunk: Buffer): void {
+    const relay = this.relaying;
+    if (relay) {
+      chunk = this.onRelayData(relay, chunk);
+      if (relay.status === null) return; // the answer goes on (or the connection failed)
+      // The answer is complete: bytes after it are read as usual before the session hears of it.
+      this.relaying = null;
+      if (chunk.length > 0) this.readFrames(chunk);
+      relay.done(relay.status, null, relay.forwarded);
+      return;
+    }
+    this.readFrames(chunk);
+  }
+
+  private readFrames(chunk: Buffer): void {
     this.reader.push(chunk);
     let f: Frame | null;
     try {
@@ -253,13 +280,91 @@ export class NodeConnection {
     this.failer = null;
     this.handler = null;
     if (failer) failer(err);
+    this.endRelay(null, err);
     const cb = this.onClose;
     this.onClose = null;
     if (cb) cb(err);
   }
 
   get busy(): boolean {
-    return this.handler !== null;
+    return this.handler !== null || this.relaying !== null;
+  }
+
+  /**
+   * The read fast path: send one Query message and stream the node's answer
+   * to `out` in the chunks it arrives in, without cutting it into frames
+   * (only frame headers are walked, to find the end, FATAL errors and
+   * ParameterStatus). `done` is called once: with the ReadyForQuery status,
+   * or with the loss of the connection (`forwarded` says whether any of the
+   * answer was passed on). Returns false (nothing sent) when the connection
+   * cannot take it: closed, busy, or holding unread bytes.
+   */
+  relay(msg: Buffer, out: (chunk: Buffer) => void, done: (status: TxnStatus | null, lost: PgqError | null, forwarded: boolean) => void): boolean {
+    if (this.closed || this.busy || this.reader.buffered > 0) return false;
+    this.relaying = { out, done, tail: null, forwarded: false, status: null };
+    this.socket.write(msg);
+    return true;
+  }
+
+  /** Relay one chunk; when the answer's ReadyForQuery is in it, sets r.status and returns the bytes after it (usually none). */
+  private onRelayData(r: Relay, chunk: Buffer): Buffer {
+    let buf = chunk;
+    if (r.tail) {
+      buf = Buffer.concat([r.tail, chunk]);
+      r.tail = null;
+    }
+    const n = buf.length;
+    let o = 0;
+    let status: TxnStatus | null = null;
+    while (o + 5 <= n) {
+      const t = buf[o]!;
+      const len = buf.readInt32BE(o + 1);
+      if (len < 4) {
+        this.fail(this.lostError(`invalid message length ${len}`));
+        return EMPTY;
+      }
+      const end = o + 1 + len;
+      if (end > n) break;
+      if (t === BE.ReadyForQuery) {
+        status = (this.txnStatus = decodeReadyForQuery(buf.subarray(o + 5, end)));
+        o = end;
+        break;
+      }
+      if (t === BE.ErrorResponse) {
+        const e = decodeErrorFields(buf.subarray(o + 5, end));
+        const sev = e['V'] ?? e['S'];
+        if (sev === 'FATAL' || sev === 'PANIC') {
+          if (o > 0) this.relayOut(r, buf.subarray(0, o));
+          this.fail(this.lostError(`the node ended the connection: ${e['C'] ?? ''} ${e['M'] ?? ''}`.trim()));
+          return EMPTY;
+        }
+      } else if (t === BE.ParameterStatus) {
+        const p = decodeParameterStatus(buf.subarray(o + 5, end));
+        this.params.set(p.name, p.value);
+      }
+      o = end;
+    }
+    if (status === null) {
+      // The answer goes on: pass on the whole frames, keep a partial one.
+      if (o < n) r.tail = buf.subarray(o);
+      if (o > 0) this.relayOut(r, buf.subarray(0, o));
+      return EMPTY;
+    }
+    this.relayOut(r, o === n ? buf : buf.subarray(0, o));
+    r.status = status;
+    return o === n ? EMPTY : buf.subarray(o);
+  }
+
+  private relayOut(r: Relay, b: Buffer): void {
+    r.forwarded = true;
+    r.out(b);
+  }
+
+  private endRelay(status: TxnStatus | null, lost: PgqError | null): void {
+    const r = this.relaying;
+    if (!r) return;
+    this.relaying = null;
+    r.done(status, lost, r.forwarded);
   }
 
   /** Stop reading (backpressure from a slow client). */
@@ -380,14 +485,12 @@ export class NodeConnection {
     const failer = this.failer;
     this.failer = null;
     this.handler = null;
-    if (failer) {
-      failer(
-        new PgqError('ERR_CONN_CLOSED', `connection to node ${this.node.id} closed by the coordinator`, {
-          sqlstate: SqlState.CONNECTION_FAILURE,
-          context: { node: this.node.id },
-        }),
-      );
-    }
+    const closedErr = new PgqError('ERR_CONN_CLOSED', `connection to node ${this.node.id} closed by the coordinator`, {
+      sqlstate: SqlState.CONNECTION_FAILURE,
+      context: { node: this.node.id },
+    });
+    if (failer) failer(closedErr);
+    this.endRelay(null, closedErr);
     try {
       this.socket.end(TERMINATE);
     } catch {

@@ -34,6 +34,8 @@ export class ClusterNode {
   writes = 0;
   /** Reads in flight right now (the balancer's load signal). */
   inflight = 0;
+  /** Sessions whose reads go to this node (reads.balance = session). */
+  readSessions = 0;
   /** A write may have committed without this node since it left `up`: only recovery brings it back (kept in the state store). */
   missedWrites = false;
   /** Taken out by an administrator: never put back automatically (kept in the state store). */
@@ -236,14 +238,39 @@ export class Cluster extends EventEmitter {
    * `among` restricts the choice (nodes the session is connected to).
    */
   pickReadNode(among: readonly ClusterNode[]): ClusterNode | null {
+    return this.pick(among, (n) => n.inflight);
+  }
+
+  /**
+   * Choose the node a session reads from (reads.balance = session): the one
+   * that would serve the fewest sessions per unit of weight with this one
+   * added (ties drawn at random).
+   */
+  pickSessionReadNode(among: readonly ClusterNode[]): ClusterNode | null {
+    let best: ClusterNode | null = null;
+    let bestLoad = Infinity;
+    let ties = 0;
+    for (const n of among) {
+      if (n.state !== 'up' || n.weight <= 0) continue;
+      const l = (n.readSessions + 1) / n.weight;
+      if (l < bestLoad) {
+        best = n;
+        bestLoad = l;
+        ties = 1;
+      } else if (l === bestLoad && Math.random() * ++ties < 1) best = n;
+    }
+    return best;
+  }
+
+  private pick(among: readonly ClusterNode[], load: (n: ClusterNode) => number): ClusterNode | null {
     const cands = among.filter((n) => n.state === 'up' && n.weight > 0);
     if (cands.length === 0) return null;
     if (cands.length === 1) return cands[0]!;
     const a = weightedPick(cands);
     const b = weightedPick(cands);
     if (a === b) return a;
-    const la = (a.inflight + 1) / a.weight;
-    const lb = (b.inflight + 1) / b.weight;
+    const la = (load(a) + 1) / a.weight;
+    const lb = (load(b) + 1) / b.weight;
     return la <= lb ? a : b;
   }
 }

@@ -30,6 +30,9 @@ export const DEFAULTS = {
     retries: 1,
     auto_attach: true,
   },
+  reads: {
+    balance: 'session',
+  },
   log: {
     level: 'info',
   },

@@ -78,6 +78,10 @@ export function validateConfig(raw: unknown, file?: string): Config {
     auto_attach: bool(h.auto_attach ?? H.auto_attach, 'health.auto_attach'),
   };
 
+  const r = optObject(root.reads, 'reads');
+  refuseUnknown(r, 'reads', ['balance']);
+  const reads = { balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const) };
+
   const l = optObject(root.log, 'log');
   refuseUnknown(l, 'log', ['level']);
   const log = { level: oneOf(l.level ?? DEFAULTS.log.level, 'log.level', LOG_LEVELS) };
@@ -105,10 +109,10 @@ export function validateConfig(raw: unknown, file?: string): Config {
     read_only_functions: roList as string[],
   };
 
-  return { path: cfgPath, coordinator, nodes, users, hba, backend, health, log, state, write_quorum, determinism };
+  return { path: cfgPath, coordinator, nodes, users, hba, backend, health, reads, log, state, write_quorum, determinism };
 }
 
-const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'health', 'log', 'state', 'write_quorum', 'determinism'];
+const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'health', 'reads', 'log', 'state', 'write_quorum', 'determinism'];
 
 function validateCoordinator(v: unknown, baseDir: string): Config['coordinator'] {
   const c = optObject(v, 'coordinator');

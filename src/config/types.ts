@@ -69,6 +69,11 @@ export interface Config {
     /** A node lost while nothing was written, and that answers again, is put back by itself. */
     auto_attach: boolean;
   };
+  /** Where autocommit reads go (docs/config.md `reads`). */
+  reads: {
+    /** 'session': each session reads from one node, chosen when it first reads; 'statement': each read chooses. */
+    balance: 'session' | 'statement';
+  };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   };

@@ -172,6 +172,7 @@ export class Session {
     if (this.exec.copyIn && (t === FE.Sync || t === FE.Flush)) return; // ignored during COPY, as PostgreSQL does
     switch (t) {
       case FE.Query:
+        if (!this.running && this.queue.length === 0 && this.fastRead(f)) return;
         this.enqueue({ kind: 'query', frame: f });
         return;
       case FE.Parse:
@@ -215,6 +216,54 @@ export class Session {
           }),
         );
     }
+  }
+
+  /**
+   * The read fast path (docs/routing.md): a Query outside a transaction
+   * block that is one plain read is relayed to the node chosen for it, and
+   * the node's answer streamed back as it arrives, without the request
+   * machinery. Anything else, or a connection that cannot take it, goes the
+   * usual way (false). A node lost before any of its answer was passed on
+   * is retried the usual way (on another node); after, the client gets 40001.
+   */
+  private fastRead(f: Frame): boolean {
+    const c = this.router.fastReadTarget(f);
+    if (!c) return false;
+    const client = this.client;
+    const exec = this.exec;
+    const node = c.node;
+    const ok = c.relay(
+      f.raw,
+      (chunk) => {
+        client.send(chunk);
+        if (client.congested) {
+          client.flush();
+          c.pause();
+          client.socket.once('drain', () => c.resume());
+        }
+      },
+      (status, lost, forwarded) => {
+        node.inflight--;
+        exec.busy = false;
+        this.running = false;
+        if (lost && !forwarded && !this.closed) this.queue.unshift({ kind: 'query', frame: f });
+        else if (lost) exec.sendError(exec.lostInRequest(lost), true);
+        else if (status) this.status = status;
+        exec.flushAsync();
+        client.flush();
+        if (this.closed) {
+          this.closeNodes();
+          return;
+        }
+        if (this.queue.length > 0) void this.drain();
+      },
+    );
+    if (!ok) return false;
+    node.inflight++;
+    node.reads++;
+    exec.busy = true;
+    this.running = true;
+    return true;
   }
 
   private enqueue(u: Unit): void {
@@ -311,6 +360,7 @@ export class Session {
     this.closed = true;
     this.ctx.cluster.off('change', this.onClusterChange);
     this.ctx.sessions.delete(this.pid);
+    this.exec.releaseReadHome();
     if (!this.client.closed) this.client.end();
     this.exec.abortCopy();
     if (this.running) void this.cancel();

@@ -151,6 +151,8 @@ export class Executor {
   private readonly seqLocks = new Map<string, boolean>();
   /** Inside the write gate (src/txn/write-gate.ts) until the transaction ends. */
   private writer: Writer | null = null;
+  /** reads.balance = session: the connection this session's autocommit reads go to (counted in its node's readSessions). */
+  private readHome: NodeConnection | null = null;
 
   constructor(ctx: CoordinatorContext, s: Session) {
     this.ctx = ctx;
@@ -278,14 +280,37 @@ export class Executor {
     );
   }
 
-  /** The node a read goes to: the transaction's home, or one chosen by weight and load. */
+  /**
+   * The node a read goes to: the transaction's home; else with
+   * reads.balance = session the session's read node (chosen by weight and
+   * the sessions each node serves, kept while it is `up` with a weight),
+   * with reads.balance = statement one chosen by weight and reads in flight.
+   */
   readConn(): NodeConnection {
     if (this.txn) return this.txn.home;
+    const perSession = this.ctx.config.reads?.balance !== 'statement';
+    const home = this.readHome;
+    if (home) {
+      if (perSession && !home.closed && home.node.state === 'up' && home.node.weight > 0 && this.s.conns.get(home.node) === home) return home;
+      this.releaseReadHome();
+    }
     const live = this.liveConns();
-    const node = this.ctx.cluster.pickReadNode(live.map((c) => c.node));
-    if (node) return this.s.conns.get(node)!;
-    if (live.length > 0) return live[0]!;
-    throw new PgqError('ERR_NO_NODE', 'no node is available for this session', { sqlstate: SqlState.NO_NODE_AVAILABLE });
+    const node = perSession ? this.ctx.cluster.pickSessionReadNode(live.map((c) => c.node)) : this.ctx.cluster.pickReadNode(live.map((c) => c.node));
+    const c = node ? this.s.conns.get(node)! : live[0];
+    if (!c) throw new PgqError('ERR_NO_NODE', 'no node is available for this session', { sqlstate: SqlState.NO_NODE_AVAILABLE });
+    if (perSession && node && !this.s.closed) {
+      this.readHome = c;
+      node.readSessions++;
+    }
+    return c;
+  }
+
+  /** The session no longer reads from its read node (it ends, or the node left or lost its weight). */
+  releaseReadHome(): void {
+    const home = this.readHome;
+    if (!home) return;
+    this.readHome = null;
+    home.node.readSessions--;
   }
 
   /**
@@ -464,7 +489,7 @@ export class Executor {
   }
 
   /** The error a client gets when its node was lost in the middle of its request. */
-  private lostInRequest(err: PgqError): PgqError {
+  lostInRequest(err: PgqError): PgqError {
     return new PgqError('ERR_NODE_LOST_IN_REQUEST', `${err.message}; the transaction was aborted, retry it`, {
       sqlstate: SqlState.SERIALIZATION_FAILURE,
       context: err.context,

@@ -9,7 +9,7 @@ import type { NodeConnection } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE } from '../protocol/constants.js';
 import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
-import { encodeQuery } from '../protocol/frontend.js';
+import { decodeQuery, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
@@ -164,6 +164,32 @@ export class Router {
   }
 
   // ---- simple query ----------------------------------------------------------
+
+  /**
+   * The read fast path (Session.fastRead): the connection a Query goes to
+   * when it is one plain read outside a transaction block, else null (the
+   * usual path then runs it, and reports whatever is wrong with it).
+   */
+  fastReadTarget(frame: Frame): NodeConnection | null {
+    const exec = this.exec;
+    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return null;
+    let s: StatementInfo | undefined;
+    try {
+      const sql = decodeQuery(frame.payload);
+      if (parseAdminCommand(sql)) return null;
+      const st = classify(sql).statements;
+      if (st.length !== 1) return null;
+      s = st[0];
+    } catch {
+      return null;
+    }
+    if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return null;
+    try {
+      return exec.readConn();
+    } catch {
+      return null;
+    }
+  }
 
   async simpleQuery(sql: string, frame: Frame): Promise<void> {
     this.exec.busy = true;

@@ -67,20 +67,22 @@ for (const mode of ['simple', 'extended', 'prepared']) {
   });
 }
 
-test('select-only reads are spread over the 3 nodes (25%..42% each, from pg_stat_statements)', async () => {
-  await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: fx.coord.env() });
-  for (const i of [0, 1, 2]) fx.cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
-  await pgbench(['-n', '-S', '-c', '8', '-j', '2', '-T', '8', '-M', 'prepared']);
-  const counts = [0, 1, 2].map((i) =>
-    Number(
-      fx.cluster.psqlNode(i, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'"),
-    ),
-  );
-  const total = counts.reduce((a, b) => a + b, 0);
-  assert.ok(total > 100, `too few selects counted: ${counts}`);
-  for (const c of counts) {
-    const share = c / total;
-    assert.ok(share >= 0.25 && share <= 0.42, `share ${share.toFixed(3)} out of range; counts ${counts}`);
-  }
-  console.log(`# select-only spread: ${counts.map((c) => ((100 * c) / total).toFixed(1) + '%').join(' ')}`);
-});
+for (const mode of ['prepared', 'simple']) {
+  test(`select-only -M ${mode}: 9 sessions are spread 3 per node (25%..42% of the reads each, from pg_stat_statements)`, async () => {
+    await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: fx.coord.env() });
+    for (const i of [0, 1, 2]) fx.cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
+    await pgbench(['-n', '-S', '-c', '9', '-j', '3', '-T', '8', '-M', mode]);
+    const counts = [0, 1, 2].map((i) =>
+      Number(
+        fx.cluster.psqlNode(i, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'"),
+      ),
+    );
+    const total = counts.reduce((a, b) => a + b, 0);
+    assert.ok(total > 100, `too few selects counted: ${counts}`);
+    for (const c of counts) {
+      const share = c / total;
+      assert.ok(share >= 0.25 && share <= 0.42, `share ${share.toFixed(3)} out of range; counts ${counts}`);
+    }
+    console.log(`# select-only -M ${mode} spread: ${counts.map((c) => ((100 * c) / total).toFixed(1) + '%').join(' ')}`);
+  });
+}
