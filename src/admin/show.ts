@@ -28,7 +28,7 @@ export function showCommand(name: string, ctx: CoordinatorContext): ShowResult |
       return {
         columns: [
           'id', 'host', 'port', 'state', 'role', 'weight', 'reads', 'writes', 'state_changed_at', 'reason',
-          'missed_writes', 'detached', 'last_check_at', 'last_check_error',
+          'missed_writes', 'detached', 'last_check_at', 'last_check_error', 'read_sessions',
         ],
         rows: ctx.cluster.nodes.map((n) => [
           n.id,
@@ -45,6 +45,7 @@ export function showCommand(name: string, ctx: CoordinatorContext): ShowResult |
           String(n.detached),
           n.lastCheckAt?.toISOString() ?? null,
           n.lastCheckError,
+          String(n.readSessions),
         ]),
       };
     }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { waitFor } from '../helpers/ha.js';
 
 const run = promisify(execFile);
 const fx = useClusterWithCoordinator({ nodes: 3 });
@@ -69,9 +70,12 @@ for (const mode of ['simple', 'extended', 'prepared']) {
 
 for (const mode of ['prepared', 'simple']) {
   test(`select-only -M ${mode}: 9 sessions are spread 3 per node (25%..42% of the reads each, from pg_stat_statements)`, async () => {
+    const admin = await fx.coord.client();
     await run('psql', ['-X', '-c', 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'], { env: fx.coord.env() });
     for (const i of [0, 1, 2]) fx.cluster.psqlNode(i, 'SELECT pg_stat_statements_reset()');
-    await pgbench(['-n', '-S', '-c', '9', '-j', '3', '-T', '8', '-M', mode]);
+    // -R: every session sends at the same pace, so each node's share is its share of the sessions
+    // (unthrottled, a node slowed down by autovacuum after the TPC-B runs serves its sessions less)
+    await pgbench(['-n', '-S', '-c', '9', '-j', '3', '-T', '8', '-R', '900', '-M', mode]);
     const counts = [0, 1, 2].map((i) =>
       Number(
         fx.cluster.psqlNode(i, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'"),
@@ -84,5 +88,10 @@ for (const mode of ['prepared', 'simple']) {
       assert.ok(share >= 0.25 && share <= 0.42, `share ${share.toFixed(3)} out of range; counts ${counts}`);
     }
     console.log(`# select-only -M ${mode} spread: ${counts.map((c) => ((100 * c) / total).toFixed(1) + '%').join(' ')}`);
+    // every session has ended: no node still counts one of them
+    const readSessions = async (): Promise<string> =>
+      (await admin.query('SHOW pgquorum.nodes')).rows.map((r: { read_sessions: string }) => r.read_sessions).join(',');
+    await waitFor(async () => (await readSessions()) === '0,0,0', 5000, `read_sessions back to 0 (${await readSessions()})`);
+    await admin.end();
   });
 }
