@@ -204,11 +204,9 @@ export class NodeConnection {
               }
               break;
             }
-            case BE.ParameterStatus: {
-              const p = decodeParameterStatus(f.payload);
-              this.params.set(p.name, p.value);
+            case BE.ParameterStatus:
+              this.noteParameter(f.payload);
               break;
-            }
             case BE.BackendKeyData: {
               const k = decodeBackendKeyData(f.payload);
               this.pid = k.pid;
@@ -265,11 +263,25 @@ export class NodeConnection {
   }
 
   private onIdleFrame(f: Frame): void {
-    if (f.type === BE.ParameterStatus) {
-      const p = decodeParameterStatus(f.payload);
-      this.params.set(p.name, p.value);
-    }
+    if (f.type === BE.ParameterStatus) this.noteParameter(f.payload);
     if (this.onAsync) this.onAsync(f);
+  }
+
+  private noteParameter(payload: Buffer): void {
+    const p = decodeParameterStatus(payload);
+    this.params.set(p.name, p.value);
+  }
+
+  /**
+   * An ErrorResponse during an exchange that is FATAL or PANIC: the backend
+   * is ending the connection (postmaster gone, shutdown, terminated), so the
+   * node is lost for this exchange and its words are not an outcome to vote
+   * on or forward. The loss to fail the connection with, or null.
+   */
+  private endedBy(e: ErrorFields): PgqError | null {
+    const sev = e['V'] ?? e['S'];
+    if (sev !== 'FATAL' && sev !== 'PANIC') return null;
+    return this.lostError(`the node ended the connection: ${e['C'] ?? ''} ${e['M'] ?? ''}`.trim());
   }
 
   private fail(err: PgqError): void {
@@ -331,17 +343,13 @@ export class NodeConnection {
         break;
       }
       if (t === BE.ErrorResponse) {
-        const e = decodeErrorFields(buf.subarray(o + 5, end));
-        const sev = e['V'] ?? e['S'];
-        if (sev === 'FATAL' || sev === 'PANIC') {
+        const lost = this.endedBy(decodeErrorFields(buf.subarray(o + 5, end)));
+        if (lost) {
           if (o > 0) this.relayOut(r, buf.subarray(0, o));
-          this.fail(this.lostError(`the node ended the connection: ${e['C'] ?? ''} ${e['M'] ?? ''}`.trim()));
+          this.fail(lost);
           return EMPTY;
         }
-      } else if (t === BE.ParameterStatus) {
-        const p = decodeParameterStatus(buf.subarray(o + 5, end));
-        this.params.set(p.name, p.value);
-      }
+      } else if (t === BE.ParameterStatus) this.noteParameter(buf.subarray(o + 5, end));
       o = end;
     }
     if (status === null) {
@@ -442,18 +450,13 @@ export class NodeConnection {
           result.tags.push('');
         } else if (t === BE.ErrorResponse) {
           const e = decodeErrorFields(f.payload);
-          const sev = e['V'] ?? e['S'];
-          if (sev === 'FATAL' || sev === 'PANIC') {
-            // The backend is ending the connection (postmaster gone, shutdown, terminated):
-            // the node is lost for this exchange; its words are not an outcome to vote on or forward.
-            this.fail(this.lostError(`the node ended the connection: ${e['C'] ?? ''} ${e['M'] ?? ''}`.trim()));
+          const lost = this.endedBy(e);
+          if (lost) {
+            this.fail(lost);
             return;
           }
           if (result.error === null) result.error = e;
-        } else if (t === BE.ParameterStatus) {
-          const p = decodeParameterStatus(f.payload);
-          this.params.set(p.name, p.value);
-        }
+        } else if (t === BE.ParameterStatus) this.noteParameter(f.payload);
         if (isTerminal(t)) result.terminals++;
         if (sink) sink(f);
         if (buffer) result.frames.push(f.raw); // views stay valid: the reader never reuses its memory

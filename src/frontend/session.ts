@@ -15,11 +15,20 @@ import type { CoordinatorContext } from '../context.js';
 import { ClientIO } from './client-io.js';
 import { Executor } from '../txn/executor.js';
 import { Router } from '../txn/router.js';
+import type { Classification } from '../sql/classify.js';
 
 type Unit =
-  | { kind: 'query'; frame: Frame }
+  | QueryUnit
   | { kind: 'batch'; frames: Frame[]; end: 'sync' | 'flush' }
   | { kind: 'function-call' };
+
+/** A simple Query; its text and classification once the fast path made them. */
+interface QueryUnit {
+  kind: 'query';
+  frame: Frame;
+  sql?: string;
+  cls?: Classification;
+}
 
 let sessionSeq = 0;
 
@@ -171,10 +180,12 @@ export class Session {
     }
     if (this.exec.copyIn && (t === FE.Sync || t === FE.Flush)) return; // ignored during COPY, as PostgreSQL does
     switch (t) {
-      case FE.Query:
-        if (!this.running && this.queue.length === 0 && this.fastRead(f)) return;
-        this.enqueue({ kind: 'query', frame: f });
+      case FE.Query: {
+        const u: QueryUnit = { kind: 'query', frame: f };
+        if (!this.running && this.queue.length === 0 && this.fastRead(u)) return;
+        this.enqueue(u);
         return;
+      }
       case FE.Parse:
       case FE.Bind:
       case FE.Describe:
@@ -226,36 +237,31 @@ export class Session {
    * usual way (false). A node lost before any of its answer was passed on
    * is retried the usual way (on another node); after, the client gets 40001.
    */
-  private fastRead(f: Frame): boolean {
-    const c = this.router.fastReadTarget(f);
+  private fastRead(u: QueryUnit): boolean {
+    // Nothing is pending before it: a malformed Query ends the session here as it would in process().
+    const target = this.router.fastReadTarget((u.sql = decodeQuery(u.frame.payload)));
+    if (target.cls) u.cls = target.cls;
+    const c = target.conn;
     if (!c) return false;
     const client = this.client;
     const exec = this.exec;
     const node = c.node;
     const ok = c.relay(
-      f.raw,
+      u.frame.raw,
       (chunk) => {
         client.send(chunk);
-        if (client.congested) {
-          client.flush();
-          c.pause();
-          client.socket.once('drain', () => c.resume());
-        }
+        exec.throttle(c);
       },
       (status, lost, forwarded) => {
         node.inflight--;
         exec.busy = false;
-        this.running = false;
-        if (lost && !forwarded && !this.closed) this.queue.unshift({ kind: 'query', frame: f });
+        if (lost && !forwarded && !this.closed) this.queue.unshift(u);
         else if (lost) exec.sendError(exec.lostInRequest(lost), true);
         else if (status) this.status = status;
         exec.flushAsync();
         client.flush();
-        if (this.closed) {
-          this.closeNodes();
-          return;
-        }
-        if (this.queue.length > 0) void this.drain();
+        this.runEnded();
+        if (!this.closed && this.queue.length > 0) void this.drain();
       },
     );
     if (!ok) return false;
@@ -283,16 +289,20 @@ export class Session {
       if (this.status === 'I') this.exec.leaveWrite(); // the transaction or autocommit write is over
       this.client.flush();
     }
+    this.runEnded();
+  }
+
+  /** No request runs any more; a session closed meanwhile lets go of its nodes now. */
+  private runEnded(): void {
     this.running = false;
-    if (this.closed) {
-      this.exec.leaveWrite();
-      this.closeNodes();
-    }
+    if (!this.closed) return;
+    this.exec.leaveWrite();
+    this.closeNodes();
   }
 
   private async process(u: Unit): Promise<void> {
     if (u.kind === 'query') {
-      await this.router.simpleQuery(decodeQuery(u.frame.payload), u.frame);
+      await this.router.simpleQuery(u.sql ?? decodeQuery(u.frame.payload), u.frame, u.cls);
     } else if (u.kind === 'batch') {
       await this.router.batch(u.frames, u.end, {
         parse: decodeParse,

@@ -12,7 +12,7 @@ import { nextToken } from './lexer.js';
 import { setReadOnlyFunctionNames, setWriteFunctionNames } from './functions.js';
 import { describeStatement, type DescribeEnv } from './describe.js';
 import { executeArgEdits, type Edit, type TimeKind } from './timespans.js';
-import { isWriteStatement, type Classification, type StatementInfo } from './types.js';
+import { isWriteStatement, type Classification, type InsertShape, type StatementInfo } from './types.js';
 
 export { initParser };
 export type { TimeKind };
@@ -88,6 +88,18 @@ function analyzeUncached(sql: string): Analyzed {
   }
 }
 
+/** The text between the (sorted) edits, decoded. */
+function piecesOf(buf: Buffer, edits: readonly Edit[]): string[] {
+  const pieces: string[] = [];
+  let pos = 0;
+  for (const e of edits) {
+    pieces.push(decoder.decode(buf.subarray(pos, e.start)));
+    pos = e.end;
+  }
+  pieces.push(decoder.decode(buf.subarray(pos)));
+  return pieces;
+}
+
 function describeAll(sql: string, tree: ParseTree): Analyzed {
   const buf = Buffer.from(sql, 'utf8');
   const edits: Edit[] = [];
@@ -113,13 +125,7 @@ function describeAll(sql: string, tree: ParseTree): Analyzed {
     statements.push(info);
   });
   edits.sort((a, b) => a.start - b.start || a.end - b.end);
-  const pieces: string[] = [];
-  let pos = 0;
-  for (const e of edits) {
-    pieces.push(decoder.decode(buf.subarray(pos, e.start)));
-    pos = e.end;
-  }
-  pieces.push(decoder.decode(buf.subarray(pos)));
+  const pieces = piecesOf(buf, edits);
   const cls: Classification = {
     statements,
     write: statements.some(isWriteStatement),
@@ -183,21 +189,21 @@ export function shapeKey(sql: string): string | null {
 
 const SHARED_WRITE_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE']);
 
-/** Every byte offset an analysis holds (edit ends, INSERT shape positions). */
-function offsetsOf(a: Analyzed): number[] {
-  const out: number[] = [];
-  for (const e of a.edits) out.push(e.start, e.end);
+/**
+ * The byte offsets a one-statement analysis holds (edit ends, INSERT shape
+ * positions), each passed through `move`: the edits and the INSERT shape
+ * rebuilt with the moved offsets.
+ */
+function moveOffsets(a: Analyzed, move: (p: number) => number): { edits: Edit[]; insert: InsertShape | undefined } {
+  const edits = a.edits.map((x) => ({ ...x, start: move(x.start), end: move(x.end) }));
   const ins = a.cls.statements[0]?.insert;
-  if (ins) {
-    out.push(ins.colsAt);
-    for (const r of ins.rows ?? []) {
-      out.push(r.end);
-      for (const d of r.defaults) out.push(d.start, d.end);
-    }
-    if (ins.select) out.push(ins.select.start, ins.select.end);
-    if (ins.defaultValues) out.push(ins.defaultValues.start, ins.defaultValues.end);
-  }
-  return out;
+  if (!ins) return { edits, insert: undefined };
+  const span = (x: { start: number; end: number }) => ({ start: move(x.start), end: move(x.end) });
+  const insert: InsertShape = { ...ins, colsAt: move(ins.colsAt) };
+  if (ins.rows) insert.rows = ins.rows.map((r) => ({ ...r, end: move(r.end), defaults: r.defaults.map((d) => ({ ...d, ...span(d) })) }));
+  if (ins.select) insert.select = span(ins.select);
+  if (ins.defaultValues) insert.defaultValues = span(ins.defaultValues);
+  return { edits, insert };
 }
 
 function shareable(a: Analyzed, sql: string, spans: number[]): ShapeEntry | null {
@@ -209,9 +215,12 @@ function shareable(a: Analyzed, sql: string, spans: number[]): ShapeEntry | null
   if (s.inner || s.syntaxError || s.tooComplex || s.orderChecks || s.insert?.orderCheck || s.createsTemp) return null;
   if (s.timeParams || s.sequences?.includes('*')) return null;
   // no offset may fall inside a number, and no number inside a rewritten span
-  for (const o of offsetsOf(a)) {
-    for (let i = 0; i < spans.length; i += 2) if (o > spans[i]! && o < spans[i + 1]!) return null;
-  }
+  let inside = false;
+  moveOffsets(a, (o) => {
+    for (let i = 0; i < spans.length; i += 2) if (o > spans[i]! && o < spans[i + 1]!) inside = true;
+    return o;
+  });
+  if (inside) return null;
   for (const e of a.edits) {
     for (let i = 0; i < spans.length; i += 2) if (spans[i]! >= e.start && spans[i + 1]! <= e.end) return null;
   }
@@ -231,25 +240,10 @@ function fromShape(e: ShapeEntry, sql: string, shape: Shape): Analyzed {
   };
   const a = e.a;
   const s = a.cls.statements[0]!;
+  const { edits, insert } = moveOffsets(a, move);
   const info: StatementInfo = { ...s, text: sql.slice(e.lead, sql.length - e.trail) };
-  if (s.insert) {
-    const ins = s.insert;
-    info.insert = {
-      ...ins,
-      colsAt: move(ins.colsAt),
-      ...(ins.rows ? { rows: ins.rows.map((r) => ({ ...r, end: move(r.end), defaults: r.defaults.map((d) => ({ ...d, start: move(d.start), end: move(d.end) })) })) } : {}),
-      ...(ins.select ? { select: { start: move(ins.select.start), end: move(ins.select.end) } } : {}),
-      ...(ins.defaultValues ? { defaultValues: { start: move(ins.defaultValues.start), end: move(ins.defaultValues.end) } } : {}),
-    };
-  }
-  const edits = a.edits.map((x) => ({ ...x, start: move(x.start), end: move(x.end) }));
-  const pieces: string[] = [];
-  let pos = 0;
-  for (const x of edits) {
-    pieces.push(decoder.decode(shape.buf.subarray(pos, x.start)));
-    pos = x.end;
-  }
-  pieces.push(decoder.decode(shape.buf.subarray(pos)));
+  if (insert) info.insert = insert;
+  const pieces = piecesOf(shape.buf, edits);
   const cls: Classification = { statements: [info], write: a.cls.write, needsRewrite: a.cls.needsRewrite };
   return { cls: deepFreeze(cls), edits, pieces, maxParam: a.maxParam };
 }

@@ -344,6 +344,15 @@ export class Executor {
     this.s.client.send(raw);
   }
 
+  /** Backpressure: while the client's socket is full, stop reading the node that streams to it. */
+  throttle(c: NodeConnection): void {
+    const client = this.s.client;
+    if (!client.congested) return;
+    client.flush();
+    c.pause();
+    client.socket.once('drain', () => c.resume());
+  }
+
   private sendFrames(frames: Buffer[], finalStatus: 'I' | 'T' | 'E' | null): void {
     for (const raw of frames) {
       const t = raw[0]!;
@@ -441,11 +450,7 @@ export class Executor {
         if (!o.live) return;
         forwarded = true;
         this.forward(f.raw, f.type);
-        if (client.congested) {
-          client.flush();
-          c.pause();
-          client.socket.once('drain', () => c.resume());
-        }
+        this.throttle(c);
       },
     });
     if (txn && !o.wrap && !r.lost) txn.joined.add(c);

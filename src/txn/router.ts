@@ -9,7 +9,7 @@ import type { NodeConnection } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE } from '../protocol/constants.js';
 import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
-import { decodeQuery, encodeQuery } from '../protocol/frontend.js';
+import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
@@ -168,44 +168,45 @@ export class Router {
   /**
    * The read fast path (Session.fastRead): the connection a Query goes to
    * when it is one plain read outside a transaction block, else null (the
-   * usual path then runs it, and reports whatever is wrong with it).
+   * usual path then runs it, and reports whatever is wrong with it); and
+   * the Query's classification when it was made (the usual path reuses it).
    */
-  fastReadTarget(frame: Frame): NodeConnection | null {
+  fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification } {
     const exec = this.exec;
-    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return null;
-    let s: StatementInfo | undefined;
+    const none = { conn: null };
+    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return none;
+    let cls: Classification;
     try {
-      const sql = decodeQuery(frame.payload);
-      if (parseAdminCommand(sql)) return null;
-      const st = classify(sql).statements;
-      if (st.length !== 1) return null;
-      s = st[0];
+      if (parseAdminCommand(sql)) return none;
+      cls = classify(sql);
     } catch {
-      return null;
+      return none;
     }
-    if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return null;
+    const s = cls.statements.length === 1 ? cls.statements[0]! : null;
+    if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return { conn: null, cls };
     try {
-      return exec.readConn();
+      return { conn: exec.readConn(), cls };
     } catch {
-      return null;
+      return { conn: null, cls };
     }
   }
 
-  async simpleQuery(sql: string, frame: Frame): Promise<void> {
+  /** One simple Query; `known`: its classification, when the caller already made it. */
+  async simpleQuery(sql: string, frame: Frame, known?: Classification): Promise<void> {
     this.exec.busy = true;
     try {
-      await this.simpleQueryInner(sql, frame);
+      await this.simpleQueryInner(sql, frame, known);
     } finally {
       this.exec.busy = false;
       this.exec.flushAsync();
     }
   }
 
-  private async simpleQueryInner(sql: string, frame: Frame): Promise<void> {
+  private async simpleQueryInner(sql: string, frame: Frame, known?: Classification): Promise<void> {
     const admin = parseAdminCommand(sql);
     if (admin) return runAdminCommand(admin, this.ctx, this.s);
     await this.exec.settleLostTxn();
-    const cls = classify(sql);
+    const cls = known ?? classify(sql);
     const st = cls.statements;
     if (st.length === 0) {
       this.s.sendEmptyQuery();
