@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const TARGETS = ['plain', 'pgquorum', 'pgpool'];
+const TARGETS = ['plain', 'pgquorum', 'pgpool', 'plain-2pc'];
 const TARGET_LABEL = { plain: 'plain PostgreSQL (1 node)', pgquorum: 'pgquorum (3 nodes)', pgpool: 'pgpool-II (3 nodes)' };
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
@@ -266,7 +266,8 @@ function report(jsonl, metaFile, outdir, readme) {
       `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
       `All on this machine, nodes with fsync=off, over loopback TCP.`,
     `- Targets: a plain PostgreSQL node; pgquorum over 3 nodes; pgpool-II native replication over the same 3 nodes ` +
-      `(load_balance_mode on, replicate_select off).`,
+      `(load_balance_mode on, replicate_select off); in TPC-B simple also plain-2pc, the plain node committing each ` +
+      `transaction with PREPARE TRANSACTION / COMMIT PREPARED (bench/tpcb-2pc.sql): what two-phase commit costs PostgreSQL itself.`,
     `- Consistency after the runs: ${meta.verify ?? 'not checked'}`,
     '',
   ];
@@ -284,7 +285,7 @@ function report(jsonl, metaFile, outdir, readme) {
       table.push(
         `| ${scenario} | ${target} | ${fmt(s.tps, 0)} | ${target === 'plain' ? '1.00×' : ratio(s.tps, plain?.tps ?? null)} | ` +
           `${target === 'pgquorum' ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
-          `${target === 'plain' ? '–' : fmt(s.cpuPer1kTx, 3)} | ${mem} |`,
+          `${target.startsWith('plain') ? '–' : fmt(s.cpuPer1kTx, 3)} | ${mem} |`,
       );
     }
   }
@@ -326,7 +327,9 @@ function report(jsonl, metaFile, outdir, readme) {
         '',
         ...table,
         '',
-        'Ratios compare tps. CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
+        'Ratios compare tps. plain-2pc: the plain node committing each TPC-B transaction with PREPARE TRANSACTION / ' +
+          'COMMIT PREPARED (bench/tpcb-2pc.sql), no coordinator. ' +
+          'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
           'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
         END,
       ].join('\n');

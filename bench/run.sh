@@ -10,6 +10,10 @@
 # Scenarios (pgbench -c 16 -j 2, scale 10, BENCH_SECONDS per run):
 #   select-only -M simple / -M prepared, TPC-B -M simple / -M prepared, and
 #   TPC-B -M prepared while 184 more sessions stay connected and idle.
+# TPC-B simple also runs on a fourth target, plain-2pc: the plain node with
+# each transaction committed by PREPARE TRANSACTION / COMMIT PREPARED
+# (bench/tpcb-2pc.sql), what PostgreSQL's own two-phase commit costs on one
+# node with no coordinator (a reference for pgquorum, which commits so).
 # Each round runs every scenario on plain, pgquorum, pgpool in turn;
 # BENCH_ROUNDS rounds, the median is reported. The coordinator and pgpool-II
 # are started afresh for every run (so the coordinator's VmHWM is that run's
@@ -290,7 +294,7 @@ stop_pgpool() {
 
 target_port() {
   case $1 in
-    plain) echo "$PLAIN_PORT" ;;
+    plain | plain-2pc) echo "$PLAIN_PORT" ;;
     pgquorum) echo "$PQ_PORT" ;;
     pgpool) echo "$PP_PORT" ;;
   esac
@@ -320,8 +324,10 @@ run_one() {
   fi
   [ -n "$procpid" ] && before=$(node "$LIB" proc "$procpid" $tree)
 
-  # shellcheck disable=SC2086 # SCEN_ARGS holds several words
-  timeout -k 10 $((SECS * 2 + 120)) pgbench -n ${SCEN_ARGS[$si]} -c "$CLIENTS" -j "$JOBS" -T "$SECS" \
+  local args=${SCEN_ARGS[$si]}
+  [ "$target" = plain-2pc ] && args="-M simple -f $repo/bench/tpcb-2pc.sql"
+  # shellcheck disable=SC2086 # args holds several words
+  timeout -k 10 $((SECS * 2 + 120)) pgbench -n $args -c "$CLIENTS" -j "$JOBS" -T "$SECS" \
     -h 127.0.0.1 -p "$port" -U postgres -l --log-prefix "$run/tx/tx" postgres >"$run/pgbench.out" 2>&1 &
   PGBENCH_PID=$!
   local rc=0
@@ -391,7 +397,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for s in $SCENARIOS; do
     si=$((s - 1))
     log "round $round/$ROUNDS: ${SCEN_NAME[$si]}"
-    for target in plain pgquorum pgpool; do
+    targets="plain pgquorum pgpool"
+    [ "$si" = 2 ] && targets="$targets plain-2pc" # TPC-B simple: also the 2PC reference
+    for target in $targets; do
       run_one "$target" "$si" "$round"
     done
   done

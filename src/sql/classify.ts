@@ -159,6 +159,8 @@ const shapes = new Lru<string, ShapeEntry>(DEFAULT_CACHE_SIZE);
 
 interface Shape {
   key: string;
+  /** the text, as the UTF-8 decoder gives it back (the single piece of an analysis without edits) */
+  text: string;
   buf: Buffer;
   spans: number[];
 }
@@ -179,7 +181,10 @@ function shapeOf(sql: string): Shape | null {
     }
     pos = t.end;
   }
-  return last === 0 ? null : { key: out + b.toString('latin1', last), buf: b, spans };
+  if (last === 0) return null;
+  // A lone surrogate became U+FFFD in the UTF-8 bytes: the text is then what they decode to (as piecesOf gives it).
+  const text = (sql as unknown as { isWellFormed(): boolean }).isWellFormed() ? sql : decoder.decode(b);
+  return { key: out + b.toString('latin1', last), text, buf: b, spans };
 }
 
 /** The text with its number tokens replaced by NUL (which SQL text cannot hold), or null when it has none. */
@@ -230,6 +235,13 @@ function shareable(a: Analyzed, sql: string, spans: number[]): ShapeEntry | null
 }
 
 function fromShape(e: ShapeEntry, sql: string, shape: Shape): Analyzed {
+  const a = e.a;
+  const s = a.cls.statements[0]!;
+  const text = sql.slice(e.lead, sql.length - e.trail);
+  if (a.edits.length === 0 && !s.insert) {
+    // The common case (a plain SELECT, UPDATE or DELETE): no offset to move, one piece.
+    return { cls: freezeHit(a.cls, { ...s, text }), edits: [], pieces: [shape.text], maxParam: a.maxParam };
+  }
   const from = e.spans;
   const to = shape.spans;
   /** Where byte offset `p` of the analysed text is in this one. */
@@ -238,14 +250,17 @@ function fromShape(e: ShapeEntry, sql: string, shape: Shape): Analyzed {
     for (let i = 0; i < from.length && from[i + 1]! <= p; i += 2) d += to[i + 1]! - to[i]! - (from[i + 1]! - from[i]!);
     return p + d;
   };
-  const a = e.a;
-  const s = a.cls.statements[0]!;
   const { edits, insert } = moveOffsets(a, move);
-  const info: StatementInfo = { ...s, text: sql.slice(e.lead, sql.length - e.trail) };
-  if (insert) info.insert = insert;
-  const pieces = piecesOf(shape.buf, edits);
-  const cls: Classification = { statements: [info], write: a.cls.write, needsRewrite: a.cls.needsRewrite };
-  return { cls: deepFreeze(cls), edits, pieces, maxParam: a.maxParam };
+  const info: StatementInfo = { ...s, text };
+  if (insert) info.insert = deepFreeze(insert);
+  return { cls: freezeHit(a.cls, info), edits, pieces: piecesOf(shape.buf, edits), maxParam: a.maxParam };
+}
+
+/** A shape hit's classification: its own statement over the shared (frozen) parts of `shared`. */
+function freezeHit(shared: Classification, info: StatementInfo): Classification {
+  const statements = [Object.freeze(info)];
+  Object.freeze(statements);
+  return Object.freeze<Classification>({ statements, write: shared.write, needsRewrite: shared.needsRewrite });
 }
 
 /** The cached analysis of `sql` (parses on a miss). Used by rewrite.ts. */

@@ -111,7 +111,7 @@ export class BatchPlanner {
 
   /** A Bind for a rewritten statement: the client's parameters plus the time values. */
   private bindWithTimes(b: Bind, rw: ParamRewrite): Buffer {
-    const tv = timeValues(this.exec.txn?.startMicros ?? nowMicros());
+    const tv = timeValues(this.exec.txnStart());
     const added = rw.added.map((k) => Buffer.from(formatTimestamptz(tv[k])));
     let formats = b.paramFormats;
     if (formats.length === 1) formats = new Array<number>(b.params.length).fill(formats[0]!);

@@ -97,13 +97,20 @@ function rowCount(tags: readonly string[]): number {
 }
 
 interface Txn {
-  /** Where reads go: the first node of the transaction until it writes, then the main node. */
-  home: NodeConnection;
+  /**
+   * Where reads go: the first node of the transaction until it writes, then
+   * the main node. Null while a transaction begun by a plain BEGIN has run
+   * nothing on any node (router.ts, "lazy BEGIN"): txnHome() chooses it then.
+   */
+  home: NodeConnection | null;
   wrote: boolean;
   joined: Set<NodeConnection>;
   /** Transaction-control statements so far (Query messages), replayed on late joiners. */
   log: Buffer[];
+  /** When the transaction began: what now() means in its writes (txnStart()). */
   startMicros: bigint;
+  /** Begun lazily and its time not fixed yet: it is fixed when its first statement is sent (as PostgreSQL's own start would be). */
+  lazyStart?: boolean;
   /** Set when the coordinator itself had to abort the transaction (main node lost). */
   broken: PgqError | null;
   /** The main node did something PostgreSQL cannot PREPARE: it gets a plain COMMIT after the decision. */
@@ -216,7 +223,7 @@ export class Executor {
     if (wasMain) this.seqLocks.clear(); // they went with the connection
     const txn = this.txn;
     if (!txn || txn.broken || txn.lost) return;
-    const home = txn.home.node === node;
+    const home = txn.home?.node === node;
     if (!(home || (wasMain && txn.wrote))) return;
     if (home && !txn.wrote && this.canMoveReads(txn)) {
       const next = this.liveConns()[0];
@@ -234,7 +241,7 @@ export class Executor {
 
   /** Reads may move: no snapshot kept across statements, no cursor, no locks taken by reads on one node. */
   private canMoveReads(txn: Txn): boolean {
-    if (this.s.router.hasCursorOn(txn.home)) return false;
+    if (txn.home && this.s.router.hasCursorOn(txn.home)) return false;
     const iso = /repeatable|serializable|snapshot|for\s+(update|share|no\s+key|key\s+share)/i;
     if (txn.log.some((b) => iso.test(b.toString('utf8', 5)))) return false;
     return !this.s.sessionLog.some((t) => /default_transaction_isolation/i.test(t) && iso.test(t));
@@ -287,7 +294,15 @@ export class Executor {
    * with reads.balance = statement one chosen by weight and reads in flight.
    */
   readConn(): NodeConnection {
-    if (this.txn) return this.txn.home;
+    return this.txn ? this.txnHome(this.txn) : this.sessionReadConn();
+  }
+
+  /** The transaction's home node; one begun without a node yet gets the session's read node now (it joins at its first exchange). */
+  txnHome(txn: Txn): NodeConnection {
+    return (txn.home ??= this.sessionReadConn());
+  }
+
+  private sessionReadConn(): NodeConnection {
     const perSession = this.ctx.config.reads?.balance !== 'statement';
     const home = this.readHome;
     if (home) {
@@ -421,6 +436,7 @@ export class Executor {
       bufs.push(Q_BEGIN);
       readies = 1;
     } else if (txn && !txn.joined.has(c)) {
+      this.txnStart(); // the transaction reaches its first node now (lazy BEGIN)
       for (const b of txn.log) bufs.push(b);
       readies = txn.log.length;
     }
@@ -483,7 +499,7 @@ export class Executor {
         continue;
       }
       const txn = this.txn;
-      if (txn && !r.forwarded && !txn.lost && !txn.broken && txn.home !== c && !txn.home.closed && attempt < 3) {
+      if (txn && txn.home && !r.forwarded && !txn.lost && !txn.broken && txn.home !== c && !txn.home.closed && attempt < 3) {
         c = txn.home; // a read-only transaction whose node was lost: its reads moved (nodeLeft)
         continue;
       }
@@ -812,6 +828,30 @@ export class Executor {
     const w = await this.parallel(conns, req, conns.includes(home) ? home : conns[0]!);
     if (w && this.txn === null && w.status === 'T') this.beginFrom(home);
     return w;
+  }
+
+  /**
+   * A plain BEGIN answered by the coordinator (router.ts, "lazy BEGIN"): the
+   * transaction has no node until its first statement, which carries the
+   * BEGIN with it (txn.log, replayed on every node it reaches first).
+   */
+  beginLazily(text: string): void {
+    this.txn = { home: null, wrote: false, joined: new Set(), log: [encodeQuery(text)], startMicros: nowMicros(), lazyStart: true, broken: null };
+  }
+
+  /**
+   * The start time of the transaction (what now() is in its writes), or of
+   * this statement outside one. A lazily begun transaction starts on the
+   * nodes with its first statement: its time is fixed then.
+   */
+  txnStart(): bigint {
+    const txn = this.txn;
+    if (!txn) return nowMicros();
+    if (txn.lazyStart) {
+      txn.lazyStart = false;
+      txn.startMicros = nowMicros();
+    }
+    return txn.startMicros;
   }
 
   beginFrom(home: NodeConnection, text?: string): void {

@@ -81,7 +81,7 @@ export async function rolePasswordReq(exec: Executor, sql: string, fallback: () 
   }
   const text = rewriteRolePassword(sql, s.encryption, s);
   if (text === null) return fallback();
-  const out = rewriteSimple(text, timeValues(exec.txn?.startMicros ?? nowMicros())) ?? text;
+  const out = rewriteSimple(text, timeValues(exec.txnStart())) ?? text;
   const msg = encodeQuery(out);
   return { forNode: () => ({ bufs: [msg], skip: 0 }), text: out };
 }

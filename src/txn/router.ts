@@ -26,6 +26,10 @@ import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+/** Transaction control the coordinator may answer itself (lazy BEGIN): no options, nothing a node could refuse. */
+const PLAIN_BEGIN = /^\s*(begin(\s+(transaction|work))?|start\s+transaction)\s*;?\s*$/i;
+const PLAIN_COMMIT = /^\s*(commit|end)(\s+(transaction|work))?\s*;?\s*$/i;
+const PLAIN_ROLLBACK = /^\s*(rollback|abort)(\s+(transaction|work))?\s*;?\s*$/i;
 const Q_COMMIT = encodeQuery('COMMIT');
 /** The session's temporary relations, and whether an unqualified name resolves to each (search_path may put pg_temp later). */
 const Q_TEMP_NAMES = encodeQuery(
@@ -76,6 +80,14 @@ export class Router {
     }
     if (txn?.broken) return this.brokenTxn(kind);
     if (!txn) {
+      if (kind === 'begin' && req.simple && this.s.status === 'I' && PLAIN_BEGIN.test(text)) {
+        // Lazy BEGIN: answered here; the transaction's first statement takes it to its nodes.
+        this.exec.beginLazily(text);
+        this.s.status = 'T';
+        this.s.client.send(encodeCommandComplete(/^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN'));
+        this.s.client.send(encodeReadyForQuery('T'));
+        return;
+      }
       // BEGIN starts a transaction on one node; everything else outside a
       // transaction only draws PostgreSQL's warning or error, from one node.
       const c = this.exec.readConn();
@@ -83,8 +95,20 @@ export class Router {
       if (r && kind === 'begin' && r.status === 'T') this.exec.beginFrom(r.node, text);
       return;
     }
-    const joined = [...txn.joined].filter((c) => !c.closed);
-    const home = txn.home;
+    if (txn.joined.size === 0 && (kind === 'commit' || kind === 'rollback') && req.simple && this.s.status === 'T') {
+      // Lazy BEGIN, then nothing reached a node: there is nothing to end anywhere.
+      const commit = kind === 'commit' && PLAIN_COMMIT.test(text);
+      if (commit || (kind === 'rollback' && PLAIN_ROLLBACK.test(text))) {
+        this.exec.txn = null;
+        this.s.status = 'I';
+        this.s.client.send(encodeCommandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
+        this.s.client.send(encodeReadyForQuery('I'));
+        return;
+      }
+    }
+    const home = this.exec.txnHome(txn);
+    const live = [...txn.joined].filter((c) => !c.closed);
+    const joined = live.length > 0 ? live : [home]; // a lazily begun transaction: its home takes the statement (with the BEGIN)
     if (kind === 'begin' || (this.s.status === 'E' && kind !== 'commit' && kind !== 'rollback' && kind !== 'rollback_to')) {
       await this.exec.read(home, req, false); // warning "already in a transaction", or 25P02
       return;
@@ -110,7 +134,7 @@ export class Router {
           this.exec.sendError(c.error, true);
           return;
         }
-        if (req.simple && /^\s*(commit|end)\s*(transaction|work)?\s*;?\s*$/i.test(text)) {
+        if (req.simple && PLAIN_COMMIT.test(text)) {
           this.s.client.send(encodeCommandComplete('COMMIT'));
           this.s.client.send(encodeReadyForQuery('I'));
           return;
@@ -248,12 +272,12 @@ export class Router {
   /** A write's Query with time values fixed by the coordinator; `filled`: the text with defaults made explicit. */
   private rewritten(sql: string, cls: Classification, raw: Buffer, filled?: string | null): Req {
     if (filled) {
-      const text = rewriteSimple(filled, timeValues(this.exec.txn?.startMicros ?? nowMicros())) ?? filled;
+      const text = rewriteSimple(filled, timeValues(this.exec.txnStart())) ?? filled;
       const msg = encodeQuery(text);
       return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
     }
     if (!cls.needsRewrite) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
-    const txnStart = this.exec.txn?.startMicros ?? nowMicros();
+    const txnStart = this.exec.txnStart();
     const text = rewriteSimple(sql, timeValues(txnStart));
     const msg = text === null ? raw : encodeQuery(text);
     return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
@@ -360,7 +384,7 @@ export class Router {
   async dispatch(s: StatementInfo, cls: Classification, text: string, req: Req, writeReq: (filled?: string | null) => Req): Promise<void> {
     if (this.exec.txn?.broken) return this.brokenTxn(s.kind);
     if (this.s.status === 'E' && this.exec.txn && !isTxnControl(s.kind)) {
-      await this.exec.read(this.exec.txn.home, req, false); // PostgreSQL answers 25P02
+      await this.exec.read(this.exec.readConn(), req, false); // PostgreSQL answers 25P02
       return;
     }
     switch (s.kind) {
@@ -388,7 +412,7 @@ export class Router {
           }
           return;
         }
-        const c = this.exec.txn ? this.exec.txn.home : this.touchesTemp(s) ? this.exec.mainConn() : this.exec.readConn();
+        const c = !this.exec.txn && this.touchesTemp(s) ? this.exec.mainConn() : this.exec.readConn();
         const r = await this.exec.read(c, req, false);
         if (r && !r.error && s.name) this.cursors.set(s.name, c);
         return;
@@ -432,7 +456,7 @@ export class Router {
         }
         let wreq = req;
         if (p && p.timeParams.length > 0) {
-          const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, timeValues(this.exec.txn?.startMicros ?? nowMicros())));
+          const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, timeValues(this.exec.txnStart())));
           wreq = { forNode: () => ({ bufs: [msg], skip: 0 }), text };
         }
         const plan = p && this.s.status !== 'E' ? await this.plan(p.inner, null) : NO_PLAN;
@@ -448,7 +472,7 @@ export class Router {
       case 'drop_database':
       case 'alter_database':
       case 'non_transactional':
-        if (this.exec.txn) await this.exec.read(this.exec.txn.home, req, false); // PostgreSQL refuses it inside a block
+        if (this.exec.txn) await this.exec.read(this.exec.readConn(), req, false); // PostgreSQL refuses it inside a block
         else await this.exec.fanOut(req, false);
         return;
       default:
@@ -548,6 +572,14 @@ export class Router {
   async abortTxnOnNodes(): Promise<void> {
     const txn = this.exec.txn;
     if (!txn || txn.broken) return;
+    if (txn.joined.size === 0) {
+      // Lazy BEGIN and nothing on a node yet: the home node gets the transaction, failed, so that it answers what follows as PostgreSQL would (25P02, ROLLBACK).
+      const home = this.exec.txnHome(txn);
+      if (home.closed) return;
+      const r = await home.exchange([...txn.log, Q_ABORT], { skipReadies: txn.log.length });
+      if (!r.lost) txn.joined.add(home);
+      return;
+    }
     await Promise.all([...txn.joined].filter((c) => !c.closed && c.txnStatus === 'T').map((c) => c.exchange(Q_ABORT)));
   }
 
