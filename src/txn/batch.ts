@@ -13,7 +13,7 @@ import type { ExchangeResult, NodeConnection } from '../backend/node-connection.
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/rewrite.js';
 import type { Executor, Req } from './executor.js';
-import { nowMicros, timeValues } from './times.js';
+import { timeValues } from './times.js';
 import { refuseExtendedRolePassword } from './role-password.js';
 
 export interface BatchDecoders {

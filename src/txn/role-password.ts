@@ -12,7 +12,7 @@ import { classify, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
 import { isRolePasswordStatement, rewriteRolePassword, type RolePasswordOptions } from '../sql/role-password.js';
 import type { Executor, Req } from './executor.js';
-import { nowMicros, timeValues } from './times.js';
+import { timeValues } from './times.js';
 
 export { isRolePasswordStatement };
 

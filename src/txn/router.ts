@@ -14,7 +14,7 @@ import { classify, type Classification, type StatementInfo } from '../sql/classi
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
-import { nowMicros, timeValues } from './times.js';
+import { timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
 import { isPgquorumSetting, pgquorumSetting } from '../admin/barrier-command.js';
@@ -26,11 +26,11 @@ import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+const Q_COMMIT = encodeQuery('COMMIT');
 /** Transaction control the coordinator may answer itself (lazy BEGIN): no options, nothing a node could refuse. */
 const PLAIN_BEGIN = /^\s*(begin(\s+(transaction|work))?|start\s+transaction)\s*;?\s*$/i;
 const PLAIN_COMMIT = /^\s*(commit|end)(\s+(transaction|work))?\s*;?\s*$/i;
 const PLAIN_ROLLBACK = /^\s*(rollback|abort)(\s+(transaction|work))?\s*;?\s*$/i;
-const Q_COMMIT = encodeQuery('COMMIT');
 /** The session's temporary relations, and whether an unqualified name resolves to each (search_path may put pg_temp later). */
 const Q_TEMP_NAMES = encodeQuery(
   'SELECT relname, pg_catalog.to_regclass(pg_catalog.quote_ident(relname)) = oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()',
