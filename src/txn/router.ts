@@ -83,9 +83,7 @@ export class Router {
       if (kind === 'begin' && req.simple && this.s.status === 'I' && PLAIN_BEGIN.test(text)) {
         // Lazy BEGIN: answered here; the transaction's first statement takes it to its nodes.
         this.exec.beginLazily(text);
-        this.s.status = 'T';
-        this.s.client.send(encodeCommandComplete(/^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN'));
-        this.s.client.send(encodeReadyForQuery('T'));
+        this.answer(/^\s*start/i.test(text) ? 'START TRANSACTION' : 'BEGIN', 'T');
         return;
       }
       // BEGIN starts a transaction on one node; everything else outside a
@@ -100,9 +98,7 @@ export class Router {
       const commit = kind === 'commit' && PLAIN_COMMIT.test(text);
       if (commit || (kind === 'rollback' && PLAIN_ROLLBACK.test(text))) {
         this.exec.txn = null;
-        this.s.status = 'I';
-        this.s.client.send(encodeCommandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
-        this.s.client.send(encodeReadyForQuery('I'));
+        this.answer(commit ? 'COMMIT' : 'ROLLBACK', 'I');
         return;
       }
     }
@@ -135,8 +131,7 @@ export class Router {
           return;
         }
         if (req.simple && PLAIN_COMMIT.test(text)) {
-          this.s.client.send(encodeCommandComplete('COMMIT'));
-          this.s.client.send(encodeReadyForQuery('I'));
+          this.answer('COMMIT', 'I');
           return;
         }
         // The client's own COMMIT messages (extended protocol, AND CHAIN) answered by a node
@@ -155,6 +150,13 @@ export class Router {
     txn.log.push(encodeQuery(text));
   }
 
+  /** Transaction control answered by the coordinator itself: the command tag, then ReadyForQuery with the session's new status. */
+  private answer(tag: string, status: 'I' | 'T'): void {
+    this.s.status = status;
+    this.s.client.send(encodeCommandComplete(tag));
+    this.s.client.send(encodeReadyForQuery(status));
+  }
+
   private brokenTxn(kind: StatementInfo['kind']): void {
     // A transaction doomed by a lost node: its 40001 comes first (a COMMIT gets it too: nothing was committed).
     const report = this.exec.txn?.report ?? null;
@@ -166,8 +168,7 @@ export class Router {
         this.exec.sendError(report, true);
         return;
       }
-      this.s.client.send(encodeCommandComplete('ROLLBACK'));
-      this.s.client.send(encodeReadyForQuery('I'));
+      this.answer('ROLLBACK', 'I');
       return;
     }
     this.s.status = 'E';
