@@ -395,25 +395,12 @@ export class NodeConnection {
    * Flush-terminated batch), or when the connection was lost.
    */
   exchange(msgs: Buffer | Buffer[], opts: ExchangeOptions = {}): Promise<ExchangeResult> {
-    const result: ExchangeResult = {
-      node: this,
-      status: null,
-      tags: [],
-      error: null,
-      frames: [],
-      lost: null,
-      terminals: 0,
-    };
+    const result = this.newResult();
     if (this.closed) {
       result.lost = this.lostError('connection already closed');
       return Promise.resolve(result);
     }
     if (this.handler) throw new PgqError('ERR_NODE_BUSY', `node connection ${this.node.id} is busy`);
-    let skipReadies = opts.skipReadies ?? 0;
-    let skipTerminals = opts.skipTerminals ?? 0;
-    const expect = opts.expectTerminals ?? -1;
-    const buffer = opts.buffer ?? false;
-    const sink = opts.sink;
     return new Promise<ExchangeResult>((resolve) => {
       const finish = (): void => {
         this.handler = null;
@@ -424,50 +411,104 @@ export class NodeConnection {
         result.lost = e;
         finish();
       };
-      this.handler = (f) => {
-        const t = f.type;
-        if (skipReadies > 0) {
-          if (t === BE.ReadyForQuery) {
-            skipReadies--;
-            this.txnStatus = decodeReadyForQuery(f.payload);
-          } else if (t === BE.ErrorResponse && result.error === null) {
-            // An injected prefix failed: report it as this exchange's error.
-            result.error = decodeErrorFields(f.payload);
-          }
-          return;
-        }
-        if (skipTerminals > 0 && isTerminal(t)) {
-          skipTerminals--;
-          if (t !== BE.ErrorResponse) return;
-          // An injected Parse/Close failed: the node skips to Sync. Keep it.
-          skipTerminals = 0;
-        }
-        if (t === BE.ReadyForQuery) {
-          result.status = this.txnStatus = decodeReadyForQuery(f.payload);
-        } else if (t === BE.CommandComplete) {
-          result.tags.push(decodeCommandComplete(f.payload));
-        } else if (t === BE.EmptyQueryResponse) {
-          result.tags.push('');
-        } else if (t === BE.ErrorResponse) {
-          const e = decodeErrorFields(f.payload);
-          const lost = this.endedBy(e);
-          if (lost) {
-            this.fail(lost);
-            return;
-          }
-          if (result.error === null) result.error = e;
-        } else if (t === BE.ParameterStatus) this.noteParameter(f.payload);
-        if (isTerminal(t)) result.terminals++;
-        if (sink) sink(f);
-        if (buffer) result.frames.push(f.raw); // views stay valid: the reader never reuses its memory
-        if (t === BE.ReadyForQuery) finish();
-        else if (expect >= 0 && (result.terminals >= expect || t === BE.ErrorResponse)) finish();
-      };
+      this.handler = this.collector(result, opts, finish);
       if (Array.isArray(msgs)) {
         if (msgs.length === 1) this.socket.write(msgs[0]!);
         else this.socket.write(Buffer.concat(msgs));
       } else this.socket.write(msgs);
     });
+  }
+
+  /**
+   * Several exchanges pipelined: every request is sent in one write, then
+   * the answers are collected in order, one result per request (as if each
+   * had been sent after the previous one was answered). A loss ends the
+   * current result and every later one with it.
+   */
+  exchangeMany(reqs: readonly { msgs: Buffer[]; opts: ExchangeOptions }[]): Promise<ExchangeResult[]> {
+    const results = reqs.map(() => this.newResult());
+    if (reqs.length === 0) return Promise.resolve(results);
+    if (this.closed) {
+      const lost = this.lostError('connection already closed');
+      for (const r of results) r.lost = lost;
+      return Promise.resolve(results);
+    }
+    if (this.handler) throw new PgqError('ERR_NODE_BUSY', `node connection ${this.node.id} is busy`);
+    return new Promise<ExchangeResult[]>((resolve) => {
+      let i = 0;
+      const next = (): void => {
+        i++;
+        if (i < reqs.length) {
+          this.handler = this.collector(results[i]!, reqs[i]!.opts, next);
+          return;
+        }
+        this.handler = null;
+        this.failer = null;
+        resolve(results);
+      };
+      this.failer = (e) => {
+        for (let j = i; j < results.length; j++) results[j]!.lost = e;
+        this.handler = null;
+        this.failer = null;
+        resolve(results);
+      };
+      this.handler = this.collector(results[0]!, reqs[0]!.opts, next);
+      const all: Buffer[] = [];
+      for (const r of reqs) for (const b of r.msgs) all.push(b);
+      this.socket.write(all.length === 1 ? all[0]! : Buffer.concat(all));
+    });
+  }
+
+  private newResult(): ExchangeResult {
+    return { node: this, status: null, tags: [], error: null, frames: [], lost: null, terminals: 0 };
+  }
+
+  /** The frame handler of one exchange: fills `result`, calls `finish` at its end. */
+  private collector(result: ExchangeResult, opts: ExchangeOptions, finish: () => void): (f: Frame) => void {
+    let skipReadies = opts.skipReadies ?? 0;
+    let skipTerminals = opts.skipTerminals ?? 0;
+    const expect = opts.expectTerminals ?? -1;
+    const buffer = opts.buffer ?? false;
+    const sink = opts.sink;
+    return (f) => {
+      const t = f.type;
+      if (skipReadies > 0) {
+        if (t === BE.ReadyForQuery) {
+          skipReadies--;
+          this.txnStatus = decodeReadyForQuery(f.payload);
+        } else if (t === BE.ErrorResponse && result.error === null) {
+          // An injected prefix failed: report it as this exchange's error.
+          result.error = decodeErrorFields(f.payload);
+        }
+        return;
+      }
+      if (skipTerminals > 0 && isTerminal(t)) {
+        skipTerminals--;
+        if (t !== BE.ErrorResponse) return;
+        // An injected Parse/Close failed: the node skips to Sync. Keep it.
+        skipTerminals = 0;
+      }
+      if (t === BE.ReadyForQuery) {
+        result.status = this.txnStatus = decodeReadyForQuery(f.payload);
+      } else if (t === BE.CommandComplete) {
+        result.tags.push(decodeCommandComplete(f.payload));
+      } else if (t === BE.EmptyQueryResponse) {
+        result.tags.push('');
+      } else if (t === BE.ErrorResponse) {
+        const e = decodeErrorFields(f.payload);
+        const lost = this.endedBy(e);
+        if (lost) {
+          this.fail(lost);
+          return;
+        }
+        if (result.error === null) result.error = e;
+      } else if (t === BE.ParameterStatus) this.noteParameter(f.payload);
+      if (isTerminal(t)) result.terminals++;
+      if (sink) sink(f);
+      if (buffer) result.frames.push(f.raw); // views stay valid: the reader never reuses its memory
+      if (t === BE.ReadyForQuery) finish();
+      else if (expect >= 0 && (result.terminals >= expect || t === BE.ErrorResponse)) finish();
+    };
   }
 
   /** Ask the node to cancel what this connection runs (a separate connection, as the protocol wants). */

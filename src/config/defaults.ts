@@ -33,6 +33,9 @@ export const DEFAULTS = {
   reads: {
     balance: 'session',
   },
+  writes: {
+    replicate: 'at_commit',
+  },
   log: {
     level: 'info',
   },

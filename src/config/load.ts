@@ -82,6 +82,10 @@ export function validateConfig(raw: unknown, file?: string): Config {
   refuseUnknown(r, 'reads', ['balance']);
   const reads = { balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const) };
 
+  const w = optObject(root.writes, 'writes');
+  refuseUnknown(w, 'writes', ['replicate']);
+  const writes = { replicate: oneOf(w.replicate ?? DEFAULTS.writes.replicate, 'writes.replicate', ['at_commit', 'per_statement'] as const) };
+
   const l = optObject(root.log, 'log');
   refuseUnknown(l, 'log', ['level']);
   const log = { level: oneOf(l.level ?? DEFAULTS.log.level, 'log.level', LOG_LEVELS) };
@@ -109,10 +113,10 @@ export function validateConfig(raw: unknown, file?: string): Config {
     read_only_functions: roList as string[],
   };
 
-  return { path: cfgPath, coordinator, nodes, users, hba, backend, health, reads, log, state, write_quorum, determinism };
+  return { path: cfgPath, coordinator, nodes, users, hba, backend, health, reads, writes, log, state, write_quorum, determinism };
 }
 
-const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'health', 'reads', 'log', 'state', 'write_quorum', 'determinism'];
+const TOP_KEYS = ['coordinator', 'nodes', 'users', 'hba', 'backend', 'health', 'reads', 'writes', 'log', 'state', 'write_quorum', 'determinism'];
 
 function validateCoordinator(v: unknown, baseDir: string): Config['coordinator'] {
   const c = optObject(v, 'coordinator');

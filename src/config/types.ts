@@ -74,6 +74,11 @@ export interface Config {
     /** 'session': each session reads from one node, chosen when it first reads; 'statement': each read chooses. */
     balance: 'session' | 'statement';
   };
+  /** When the other nodes run a transaction's writes (docs/config.md `writes`). */
+  writes: {
+    /** 'at_commit': keyed writes in a transaction block reach them at COMMIT; 'per_statement': every write right after the main node. */
+    replicate: 'at_commit' | 'per_statement';
+  };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   };

@@ -25,6 +25,8 @@ export interface ColumnInfo {
   sequences: string[];
   /** the default calls random() (after the UUID rewrite) */
   random: boolean;
+  /** no default, or one that calls no function and reads no table */
+  constant: boolean;
 }
 
 export interface TableInfo {
@@ -33,6 +35,13 @@ export interface TableInfo {
   columns: ColumnInfo[];
   /** primary key, or a unique index over NOT NULL columns; null if none */
   key: string[] | null;
+  /**
+   * Its writes read nothing beyond the rows they lock (writes held until
+   * COMMIT, docs/routing.md): an ordinary table without inheritance
+   * children, rules, row security or user triggers, whose column defaults
+   * are constants.
+   */
+  selfContained: boolean;
 }
 
 const TABLE_SQL = (rel: string): string => `SELECT pg_catalog.json_build_object(
@@ -43,6 +52,8 @@ const TABLE_SQL = (rel: string): string => `SELECT pg_catalog.json_build_object(
      ORDER BY a.attnum)
    FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+ 'plain', c.relkind = 'r' AND NOT c.relhassubclass AND NOT c.relhasrules AND NOT c.relrowsecurity
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
  'key', (SELECT pg_catalog.json_agg(a.attname ORDER BY k.ord)
    FROM (SELECT i.indkey, i.indrelid FROM pg_catalog.pg_index i
          WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -67,11 +78,12 @@ export function quoteLiteral(s: string): string {
 }
 
 
-function analyseDefault(expr: string): Pick<ColumnInfo, 'fill' | 'sequences' | 'random'> {
+function analyseDefault(expr: string): Pick<ColumnInfo, 'fill' | 'sequences' | 'random' | 'constant'> {
   const st = classify(`SELECT ${expr}`).statements[0];
-  if (!st || st.syntaxError) return { fill: false, sequences: [], random: false };
+  if (!st || st.syntaxError) return { fill: false, sequences: [], random: false, constant: false };
   const random = st.random === true;
-  return { fill: st.needsRewrite === true || random, sequences: st.sequences ?? [], random };
+  const constant = st.functions.length === 0 && st.relations.length === 0;
+  return { fill: st.needsRewrite === true || random, sequences: st.sequences ?? [], random, constant };
 }
 
 interface Entry<T> {
@@ -117,16 +129,19 @@ export class CatalogCache {
     const row = await queryOne(conn, TABLE_SQL(rel));
     let info: TableInfo | null = null;
     if (row && row[0] !== null) {
-      const j = JSON.parse(row[0]!) as { name: string; columns: Array<{ n: string; d: string | null; i: string; g: string; s: string | null }> | null; key: string[] | null };
-      info = {
-        name: j.name,
-        key: j.key,
-        columns: (j.columns ?? []).map((c) => {
-          const a = c.d !== null && c.g === '' ? analyseDefault(c.d) : { fill: false, sequences: [], random: false };
-          if (c.s) a.sequences = [...a.sequences, c.s];
-          return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a };
-        }),
+      const j = JSON.parse(row[0]!) as {
+        name: string;
+        columns: Array<{ n: string; d: string | null; i: string; g: string; s: string | null }> | null;
+        key: string[] | null;
+        plain: boolean;
       };
+      const columns = (j.columns ?? []).map((c) => {
+        const a = c.d !== null && c.g === '' ? analyseDefault(c.d) : { fill: false, sequences: [], random: false, constant: true };
+        if (c.s) a.sequences = [...a.sequences, c.s];
+        if (c.i !== '') a.constant = false;
+        return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a };
+      });
+      info = { name: j.name, key: j.key, columns, selfContained: j.plain && columns.every((c) => c.constant) };
     }
     if (cacheable && gen === this.generation) this.tables.set(key, { value: info, at: Date.now() });
     return info;

@@ -9,6 +9,7 @@ import { commandTag } from './tags.js';
 import type { Edit, TimeKind } from './timespans.js';
 import { addRelationName, newCtx, quotedRangeVarName, walkWith, type WalkCtx } from './walk.js';
 import { insertShape } from './insert-shape.js';
+import { keyedWrite } from './keyed-write.js';
 import { isWriteStatement, type StatementInfo, type StatementKind, type TxnOptions } from './types.js';
 
 export interface DescribeEnv {
@@ -197,6 +198,8 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
       info.dataWrite = true;
       const rel = (body.relation as Obj | undefined) ?? undefined;
       if (rel && typeof rel.relname === 'string') info.target = quotedRangeVarName(rel);
+      const keyed = rel ? keyedWrite(type, body) : undefined;
+      if (keyed) info.keyed = keyed;
       if (type === 'InsertStmt') {
         const shape = insertShape(body, b, end);
         if (shape) info.insert = shape;

@@ -45,6 +45,12 @@ export interface TxnOptions {
   deferrable?: boolean;
 }
 
+/** See src/sql/keyed-write.ts. */
+export interface KeyedWrite {
+  /** UPDATE / DELETE: the columns its WHERE compares with `=` to a value; null for INSERT ... VALUES */
+  eq: string[] | null;
+}
+
 export interface StatementInfo {
   kind: StatementKind;
   /** the command tag PostgreSQL would send, without counts ('' after a syntax error) */
@@ -117,6 +123,8 @@ export interface StatementInfo {
   bodyCalls?: string[];
   /** changes data (INSERT/UPDATE/DELETE/MERGE, data-modifying CTE, SELECT INTO, CREATE TABLE AS, COPY FROM) */
   dataWrite?: boolean;
+  /** INSERT ... VALUES, or UPDATE / DELETE selecting rows by `column = value` terms: may wait until COMMIT to reach the other nodes (src/sql/keyed-write.ts) */
+  keyed?: KeyedWrite;
 }
 
 /** Where an INSERT's parts are (byte offsets into the analysed text), for adding columns to it. */

@@ -96,6 +96,21 @@ function rowCount(tags: readonly string[]): number {
   return n;
 }
 
+/**
+ * A write held back from the other nodes (docs/routing.md "Writes held until
+ * COMMIT"): the main node ran it and the client has its answer; the others
+ * run it, pipelined with the rest, before the transaction's next statement
+ * that needs them (COMMIT, SAVEPOINT, SET, a write that is not held).
+ */
+interface Held {
+  text: string;
+  /** The main node's result (frames kept): the outcome the others must agree with. */
+  main: ExchangeResult;
+  /** The messages for each other node, rendered when the main node ran it. */
+  bodies: Map<NodeConnection, { bufs: Buffer[]; skip: number }>;
+  after: Req['after'];
+}
+
 interface Txn {
   /**
    * Where reads go: the first node of the transaction until it writes, then
@@ -115,6 +130,8 @@ interface Txn {
   broken: PgqError | null;
   /** The main node did something PostgreSQL cannot PREPARE: it gets a plain COMMIT after the decision. */
   plainOnMain?: boolean;
+  /** Writes the main node ran that the other nodes run at the next statement needing them (flushHeld()). */
+  held?: Held[];
   /**
    * A node the transaction depends on was lost between or during its
    * statements (the main node of a transaction that wrote, or the node its
@@ -527,6 +544,7 @@ export class Executor {
     if (txn) {
       // Wait for the rollbacks: the session's next request needs the connections idle.
       await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
+      txn.held = undefined;
       txn.broken = err;
       txn.joined.clear();
       this.s.status = 'E';
@@ -591,7 +609,7 @@ export class Executor {
    * an autocommit request in BEGIN/COMMIT on every node (COMMIT to the
    * replicas first, the main node last).
    */
-  async fanOut(req: Req, wrap: boolean): Promise<ExchangeResult | null> {
+  async fanOut(req: Req, wrap: boolean, hold: 'one' | 'any' | null = null): Promise<ExchangeResult | null> {
     this.checkClusterQuorum(); // before the gate: a refused write changes nothing
     await this.enterWrite();
     this.checkWriteQuorum();
@@ -600,7 +618,7 @@ export class Executor {
     // No transaction block around it (multi-statement strings, non-transactional commands): it commits as it runs.
     if (!wrap && !this.txn) await this.ctx.writes.selfCommitting(this.writer);
     // determinism (src/determinism/plan.ts): most writes have neither seed nor sequences
-    if (req.seed === undefined && !req.sequences) return this.fanOutLocked(req, wrap, main, undefined, undefined);
+    if (req.seed === undefined && !req.sequences) return this.fanOutLocked(req, wrap, main, undefined, undefined, hold);
     const seedQ = req.seed !== undefined ? [encodeQuery(`SELECT pg_catalog.setseed(${req.seed})`)] : undefined;
     const mainPrefix = [...this.lockSequences(req.sequences), ...(seedQ ?? [])];
     try {
@@ -662,7 +680,14 @@ export class Executor {
     for (const n of req.sequences ?? []) if (this.seqLocks.has(n)) this.seqLocks.set(n, true);
   }
 
-  private async fanOutLocked(req: Req, wrap: boolean, main: NodeConnection, mainPrefix: Buffer[] | undefined, seedQ: Buffer[] | undefined): Promise<ExchangeResult | null> {
+  private async fanOutLocked(
+    req: Req,
+    wrap: boolean,
+    main: NodeConnection,
+    mainPrefix: Buffer[] | undefined,
+    seedQ: Buffer[] | undefined,
+    hold: 'one' | 'any' | null = null,
+  ): Promise<ExchangeResult | null> {
     const first = await this.exchangeOn(main, req, { wrap, buffer: true, spool: true, prefix: mainPrefix });
     const copy = first.copy;
     if (copy && !copy.done) {
@@ -714,6 +739,17 @@ export class Executor {
         this.sendFrames(first.frames, first.status);
       }
       return first;
+    }
+    if (hold && this.txn && !wrap && !copy && first.error === null && first.status === 'T' && req.expect === undefined && (hold === 'any' || rowCount(first.tags) === 1)) {
+      return this.holdWrite(req, first, main);
+    }
+    if (this.txn?.held) {
+      // The others run the held writes first, in the order the main node ran them.
+      const err = await this.flushHeld();
+      if (err) {
+        await this.failTxn(err);
+        return null;
+      }
     }
     const others = this.liveConns().filter((c) => c !== main);
     const rest = await Promise.all(
@@ -772,6 +808,107 @@ export class Executor {
     return await this.settle(results, req, main, 'I');
   }
 
+  /**
+   * Hold a write the main node ran (docs/routing.md "Writes held until
+   * COMMIT"): the client gets the main node's answer now; the other nodes'
+   * messages are rendered now (their copies of prepared statements are
+   * counted as if they ran it, which they do before anything else).
+   */
+  private holdWrite(req: Req, first: ExchangeResult, main: NodeConnection): ExchangeResult {
+    const txn = this.txn!;
+    const bodies = new Map<NodeConnection, { bufs: Buffer[]; skip: number }>();
+    for (const c of this.liveConns()) {
+      if (c === main) continue;
+      bodies.set(c, req.forNode(c));
+      req.after?.(c, { node: c, status: 'T', tags: first.tags, error: null, frames: [], lost: null, terminals: first.terminals }, false);
+    }
+    (txn.held ??= []).push({ text: req.text, main: first, bodies, after: req.after });
+    this.afterTxnWrite(first);
+    this.setStatus(first.status);
+    this.sendFrames(first.frames, first.status);
+    return first;
+  }
+
+  /**
+   * The other nodes run the transaction's held writes, pipelined (one write
+   * and one wait per node), and each write's outcomes are voted on as if it
+   * had run at once. Outvoted nodes are ejected. Returns the error that must
+   * end the transaction, or null: no majority left, a node cancelled or
+   * picked as a deadlock victim, or the main node outvoted (the client
+   * already has its answer, so the transaction cannot go on).
+   */
+  async flushHeld(): Promise<PgqError | null> {
+    const txn = this.txn;
+    const held = txn?.held;
+    if (!txn || !held) return null;
+    txn.held = undefined;
+    const main = held[0]!.main.node;
+    const conns = this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
+    const answers = await Promise.all(
+      conns.map((c) => {
+        const joined = txn.joined.has(c);
+        c.node.writes += held.length;
+        return c.exchangeMany(
+          held.map((h, i) => {
+            const body = h.bodies.get(c)!;
+            const log = i === 0 && !joined ? txn.log : [];
+            return { msgs: [...log, ...body.bufs], opts: { skipReadies: log.length, skipTerminals: body.skip, buffer: true } };
+          }),
+        );
+      }),
+    );
+    const out = new Set<NodeConnection>(); // lost or outvoted: their later answers do not count
+    conns.forEach((c, j) => {
+      if (!answers[j]![0]!.lost) txn.joined.add(c);
+    });
+    const quorum = this.ctx.cluster.quorum;
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i]!;
+      const results: ExchangeResult[] = [h.main];
+      conns.forEach((c, j) => {
+        if (out.has(c)) return;
+        const r = answers[j]![i]!;
+        if (r.lost) {
+          out.add(c);
+          this.nodeLost(c, r.lost);
+        } else results.push(r);
+      });
+      if (results.length < quorum) return this.noQuorumError(results.length);
+      const transient = results.find(isTransient);
+      if (transient) {
+        const e = transient.error!;
+        return new PgqError('ERR_HELD_WRITE_FAILED', e['M'] ?? 'a held write failed on another node', {
+          sqlstate: e['C'] ?? SqlState.SERIALIZATION_FAILURE,
+          detail: `node ${transient.node.node.id}, statement: ${redactSql(h.text).slice(0, 200)}`,
+          hint: 'Retry the transaction.',
+        });
+      }
+      const v = vote(results, quorum);
+      if (!v.winner) {
+        const detail = [...v.counts].map(([k, n]) => `${k} x${n}`).join(', ');
+        return new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
+          sqlstate: SqlState.INTERNAL_ERROR,
+          detail: `outcomes: ${detail}; statement: ${redactSql(h.text).slice(0, 200)}`,
+        });
+      }
+      for (const r of v.outvoted) {
+        const reason = `outvoted on "${redactSql(h.text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
+        this.markDiverged(r.node, reason);
+        out.add(r.node);
+        if (r.node !== main) h.after?.(r.node, r, false);
+      }
+      if (out.has(main)) {
+        await this.ctx.cluster.persisted();
+        return new PgqError('ERR_MAIN_OUTVOTED', `the main node ${main.node.id} was outvoted on a write of this transaction whose result the client already had; the transaction was rolled back, retry it`, {
+          sqlstate: SqlState.SERIALIZATION_FAILURE,
+          detail: `statement: ${redactSql(h.text).slice(0, 200)}`,
+        });
+      }
+    }
+    await this.ctx.cluster.persisted(); // ejections are durable before the client hears anything more
+    return null;
+  }
+
   /** After a write inside a transaction (or a string that opened one): every participant joined. */
   private afterTxnWrite(w: ExchangeResult): void {
     if (w.status === 'I') {
@@ -823,6 +960,13 @@ export class Executor {
 
   /** Session state (SET, RESET, DISCARD, PREPARE ...): every node of the session, in the transaction if one is open. */
   async session(req: Req): Promise<ExchangeResult | null> {
+    if (this.txn?.held) {
+      const err = await this.flushHeld(); // SET LOCAL and the like come after the held writes everywhere
+      if (err) {
+        await this.failTxn(err);
+        return null;
+      }
+    }
     const conns = this.liveConns();
     const home = this.txn?.home ?? this.mainConn();
     const w = await this.parallel(conns, req, conns.includes(home) ? home : conns[0]!);

@@ -102,6 +102,25 @@ export class Router {
         return;
       }
     }
+    if (txn.held) {
+      if (kind === 'rollback' || (kind === 'commit' && this.s.status === 'E')) {
+        txn.held = undefined; // rolled back: the other nodes never run them
+      } else {
+        // COMMIT, SAVEPOINT, ROLLBACK TO ...: the other nodes run the held writes first.
+        const err = await this.exec.flushHeld();
+        if (err && kind === 'commit') {
+          await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
+          this.exec.txn = null;
+          this.s.status = 'I';
+          this.exec.sendError(err, true);
+          return;
+        }
+        if (err) {
+          await this.exec.failTxn(err);
+          return;
+        }
+      }
+    }
     const home = this.exec.txnHome(txn);
     const live = [...txn.joined].filter((c) => !c.closed);
     const joined = live.length > 0 ? live : [home]; // a lazily begun transaction: its home takes the statement (with the BEGIN)
@@ -543,8 +562,28 @@ export class Router {
     }
     // CREATE/ALTER ROLE ... PASSWORD 'plain': every node gets the verifier the coordinator computed (src/txn/role-password.ts).
     const req = isRolePasswordStatement(s) ? await rolePasswordReq(this.exec, s.text, writeReq) : writeReq(plan.text);
-    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn);
+    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, await this.holdMode(s, plan));
     this.afterWrite(s);
+  }
+
+  /**
+   * Whether a write in a transaction block may reach the other nodes at the
+   * next statement that needs them instead of at once (docs/routing.md
+   * "Writes held until COMMIT"): its text must be keyed (src/sql/keyed-write.ts)
+   * and its table self-contained (the catalog). 'one': an UPDATE / DELETE by
+   * a unique key, held only if the main node touched exactly one row;
+   * 'any': INSERT ... VALUES.
+   */
+  private async holdMode(s: StatementInfo, plan: DetPlan): Promise<'one' | 'any' | null> {
+    const k = s.keyed;
+    if (!k || !s.target || s.kind !== 'write' || !this.exec.txn || this.s.status !== 'T') return null;
+    if (this.ctx.config.writes?.replicate === 'per_statement') return null;
+    if (s.sequences?.length || s.random || s.unknownFunctions?.length || s.unsafe?.length || s.nondeterministic?.length) return null;
+    if (plan !== NO_PLAN && (plan.seed || plan.sequences.length > 0 || plan.singleRow)) return null;
+    const t = await this.ctx.catalog.table(this.exec.mainConn(), this.catalogScope(), s.target, !this.txnDdl);
+    if (!t || !t.selfContained) return null;
+    if (k.eq === null) return 'any';
+    return t.key !== null && t.key.every((c) => k.eq!.includes(c)) ? 'one' : null;
   }
 
   /** Re-read the session's temporary relations from the main node (after ROLLBACK, ON COMMIT DROP, ...). */

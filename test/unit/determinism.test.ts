@@ -22,6 +22,7 @@ const col = (name: string, def: string | null, o: Partial<ColumnInfo> = {}): Col
   fill: /now|random|uuid|current_/.test(def ?? ''),
   sequences: /nextval\('([^']+)'/.exec(def ?? '')?.slice(1, 2) ?? [],
   random: /random|uuid/.test(def ?? ''),
+  constant: def === null || /^\d+$/.test(def),
   ...o,
 });
 
@@ -30,9 +31,10 @@ const TABLES: Record<string, TableInfo> = {
     name: 't',
     key: ['id'],
     columns: [col('id', "nextval('t_id_seq'::regclass)"), col('v', null), col('at', 'now()'), col('u', 'gen_random_uuid()'), col('n', '7')],
+    selfContained: false,
   },
-  '"plain"': { name: 'plain', key: ['k'], columns: [col('k', null), col('x', null)] },
-  '"nokey"': { name: 'nokey', key: null, columns: [col('a', null), col('b', null)] },
+  '"plain"': { name: 'plain', key: ['k'], columns: [col('k', null), col('x', null)], selfContained: true },
+  '"nokey"': { name: 'nokey', key: null, columns: [col('a', null), col('b', null)], selfContained: true },
 };
 
 const env = (o: Partial<PlanEnv> = {}): PlanEnv => ({
