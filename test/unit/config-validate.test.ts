@@ -58,7 +58,15 @@ test('minimal config gets every default', () => {
   );
   assert.deepEqual(c.backend, { connect_timeout: 10 });
   assert.deepEqual(c.log, { level: 'info' });
+  assert.deepEqual(c.writes, { replicate: 'at_commit' });
   assert.equal(c.state.dir, path.resolve('pgquorum-state'));
+});
+
+test('writes.replicate: at_commit or per_statement', () => {
+  assert.equal(validateConfig(edit((c) => (c.writes = { replicate: 'per_statement' }))).writes.replicate, 'per_statement');
+  refuses(edit((c) => (c.writes = { replicate: 'never' })), 'writes.replicate');
+  refuses(edit((c) => (c.writes = { hold: true })), 'writes.hold');
+  refuses(edit((c) => (c.writes = 'at_commit')), 'writes');
 });
 
 test('validating a validated config gives the same config', () => {
