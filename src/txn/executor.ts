@@ -96,6 +96,10 @@ function rowCount(tags: readonly string[]): number {
   return n;
 }
 
+/** A transaction holds at most this many writes, or about this many bytes of them; the next write makes the other nodes catch up. */
+export const MAX_HELD_WRITES = 1000;
+export const MAX_HELD_BYTES = 16 * 1024 * 1024;
+
 /**
  * A write held back from the other nodes (docs/routing.md "Writes held until
  * COMMIT"): the main node ran it and the client has its answer; the others
@@ -132,6 +136,8 @@ interface Txn {
   plainOnMain?: boolean;
   /** Writes the main node ran that the other nodes run at the next statement needing them (flushHeld()). */
   held?: Held[];
+  /** Bytes kept for them (messages for one node and the main node's answers). */
+  heldBytes?: number;
   /**
    * A node the transaction depends on was lost between or during its
    * statements (the main node of a transaction that wrote, or the node its
@@ -740,7 +746,18 @@ export class Executor {
       }
       return first;
     }
-    if (hold && this.txn && !wrap && !copy && first.error === null && first.status === 'T' && req.expect === undefined && (hold === 'any' || rowCount(first.tags) === 1)) {
+    if (
+      hold &&
+      this.txn &&
+      !wrap &&
+      !copy &&
+      first.error === null &&
+      first.status === 'T' &&
+      req.expect === undefined &&
+      (hold === 'any' || rowCount(first.tags) === 1) &&
+      (this.txn.held?.length ?? 0) < MAX_HELD_WRITES &&
+      (this.txn.heldBytes ?? 0) < MAX_HELD_BYTES
+    ) {
       return this.holdWrite(req, first, main);
     }
     if (this.txn?.held) {
@@ -817,12 +834,17 @@ export class Executor {
   private holdWrite(req: Req, first: ExchangeResult, main: NodeConnection): ExchangeResult {
     const txn = this.txn!;
     const bodies = new Map<NodeConnection, { bufs: Buffer[]; skip: number }>();
+    let bytes = 0;
+    for (const f of first.frames) bytes += f.length;
     for (const c of this.liveConns()) {
       if (c === main) continue;
-      bodies.set(c, req.forNode(c));
+      const body = req.forNode(c);
+      if (bodies.size === 0) for (const b of body.bufs) bytes += b.length;
+      bodies.set(c, body);
       req.after?.(c, { node: c, status: 'T', tags: first.tags, error: null, frames: [], lost: null, terminals: first.terminals }, false);
     }
     (txn.held ??= []).push({ text: req.text, main: first, bodies, after: req.after });
+    txn.heldBytes = (txn.heldBytes ?? 0) + bytes;
     this.afterTxnWrite(first);
     this.setStatus(first.status);
     this.sendFrames(first.frames, first.status);
@@ -842,6 +864,7 @@ export class Executor {
     const held = txn?.held;
     if (!txn || !held) return null;
     txn.held = undefined;
+    txn.heldBytes = 0;
     const main = held[0]!.main.node;
     const conns = this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
     const answers = await Promise.all(

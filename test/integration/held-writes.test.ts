@@ -202,6 +202,21 @@ test('concurrent transactions on the same rows: pgbench-style transfers stay ide
   await sameOnAllNodes();
 });
 
+test('a long transaction holds at most 1000 writes: the next write makes the other nodes catch up', async () => {
+  const c = await fx.coord.client();
+  await c.query('CREATE TABLE hw_bulk (id int PRIMARY KEY)');
+  const before = calls('INSERT INTO hw_bulk%');
+  await c.query('BEGIN');
+  for (let i = 1; i <= 1001; i++) await c.query(`INSERT INTO hw_bulk VALUES (${i})`);
+  assert.deepEqual(delta(before, calls('INSERT INTO hw_bulk%')), [1001, 1001, 1001], 'the 1001st write made them catch up and ran everywhere');
+  await c.query('INSERT INTO hw_bulk VALUES (1002)');
+  assert.deepEqual(delta(before, calls('INSERT INTO hw_bulk%')), [1002, 1001, 1001], 'holding starts again');
+  await c.query('COMMIT');
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM hw_bulk'), '1002');
+  await sameOnAllNodes();
+  await c.end();
+});
+
 test('a node that disagrees with a held write is ejected at COMMIT, and the transaction commits on the others', async () => {
   // Node n3 lost row 16 behind the coordinator's back: its UPDATE touches no row.
   fx.cluster.psqlNode(2, 'DELETE FROM hw WHERE id = 16');
