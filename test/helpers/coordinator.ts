@@ -2,6 +2,7 @@
 // cluster, and gives node-postgres clients and psql/pgbench environments
 // that point at it.
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import pg from 'pg';
 import { startCoordinator, type Coordinator } from '../../src/main.js';
@@ -82,6 +83,18 @@ export async function tableChecksums(cluster: TestCluster, node: number): Promis
     out[t] = `${rows[0]!.n}:${rows[0]!.h ?? ''}`;
   }
   return out;
+}
+
+/** The rows of every table are the same on each of `nodes` (indexes), and none holds a prepared transaction. */
+export async function assertNodesIdentical(cluster: TestCluster, nodes: number[]): Promise<void> {
+  const sums = await Promise.all(nodes.map((i) => tableChecksums(cluster, i)));
+  for (let k = 1; k < nodes.length; k++) assert.deepEqual(sums[k], sums[0], `node ${nodes[k]! + 1} differs from node ${nodes[0]! + 1}`);
+  for (const i of nodes) assert.equal(cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0', `prepared transactions left on node ${i + 1}`);
+}
+
+/** Per node: `after` minus `before` (counters read from each node). */
+export function perNode(before: number[], after: number[]): number[] {
+  return after.map((x, i) => x - before[i]!);
 }
 
 /** Every sequence of a node as 'schema.name=last_value', comma-separated, ordered. */

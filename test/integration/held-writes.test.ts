@@ -6,7 +6,7 @@
 // node ran, and every node's rows are compared.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestCoordinator, tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { assertNodesIdentical, perNode, startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
 const fx = useClusterWithCoordinator({
   nodes: 3,
@@ -32,16 +32,8 @@ function calls(pattern: string): number[] {
   );
 }
 
-function delta(a: number[], b: number[]): number[] {
-  return b.map((x, i) => x - a[i]!);
-}
-
-async function sameOnAllNodes(): Promise<void> {
-  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(fx.cluster, i)));
-  assert.deepEqual(sums[1], sums[0]);
-  assert.deepEqual(sums[2], sums[0]);
-  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
-}
+const delta = perNode;
+const sameOnAllNodes = (): Promise<void> => assertNodesIdentical(fx.cluster, [0, 1, 2]);
 
 test('keyed writes run on the main node at once and on the other nodes at COMMIT', async () => {
   const c = await fx.coord.client();

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { assertNodesIdentical, perNode, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
 const fx = useClusterWithCoordinator({
   nodes: 3,
@@ -25,15 +25,8 @@ function begins(): number[] {
   );
 }
 
-function delta(a: number[], b: number[]): number[] {
-  return b.map((x, i) => x - a[i]!);
-}
-
-async function sameOnAllNodes(): Promise<void> {
-  const sums = await Promise.all([0, 1, 2].map((i) => tableChecksums(fx.cluster, i)));
-  assert.deepEqual(sums[1], sums[0]);
-  assert.deepEqual(sums[2], sums[0]);
-}
+const delta = perNode;
+const sameOnAllNodes = (): Promise<void> => assertNodesIdentical(fx.cluster, [0, 1, 2]);
 
 /** The command tags and notices a simple Query gets (node-postgres returns one result per statement). */
 async function tagOf(c: pg.Client, sql: string): Promise<string | null> {
