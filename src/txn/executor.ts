@@ -548,9 +548,7 @@ export class Executor {
   async failTxn(err: PgqError): Promise<void> {
     const txn = this.txn;
     if (txn) {
-      // Wait for the rollbacks: the session's next request needs the connections idle.
-      await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
-      txn.held = undefined;
+      await this.rollbackJoined(txn);
       txn.broken = err;
       txn.joined.clear();
       this.s.status = 'E';
@@ -560,6 +558,41 @@ export class Executor {
     this.copyIn = null;
     this.sendError(err, true);
     await this.releaseSequences();
+  }
+
+  /** Roll the transaction back on every node it reached (and drop its held writes); waits, so the connections are idle after. */
+  async rollbackJoined(txn: Txn): Promise<void> {
+    this.dropHeld(txn);
+    await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
+  }
+
+  /** The held writes will never run on the other nodes (the transaction rolls back). */
+  dropHeld(txn: Txn): void {
+    txn.held = undefined;
+    txn.heldBytes = 0;
+  }
+
+  /**
+   * Before a statement that needs the other nodes: they run the held writes
+   * first (flushHeld()). False when that ended the transaction: the client
+   * has the error, and with `ending` (COMMIT) the session is out of the
+   * transaction, as after any failed COMMIT.
+   */
+  async catchUp(ending = false): Promise<boolean> {
+    const txn = this.txn;
+    if (!txn?.held) return true;
+    const err = await this.flushHeld();
+    if (!err) return true;
+    if (!ending) {
+      await this.failTxn(err);
+      return false;
+    }
+    await this.rollbackJoined(txn);
+    this.txn = null;
+    this.s.status = 'I';
+    this.sendError(err, true);
+    await this.releaseSequences();
+    return false;
   }
 
   /** Parallel route: the same request on several nodes at once, answered with the vote's winner. */
@@ -583,19 +616,10 @@ export class Executor {
     if (this.s.closed) return null; // the client is gone: its cancelled statements are no evidence against any node
     for (const r of v.lost) this.nodeLost(r.node, r.lost!);
     if (!v.winner) {
-      const detail = [...v.counts].map(([k, n]) => `${k} x${n}`).join(', ');
-      await this.failTxn(
-        new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
-          sqlstate: SqlState.INTERNAL_ERROR,
-          detail: `outcomes: ${detail}; statement: ${redactSql(req.text).slice(0, 200)}`,
-        }),
-      );
+      await this.failTxn(noMajority(v.counts, req.text));
       return null;
     }
-    for (const r of v.outvoted) {
-      const reason = `outvoted on "${redactSql(req.text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
-      this.markDiverged(r.node, reason);
-    }
+    for (const r of v.outvoted) this.markDiverged(r.node, outvotedReason(req.text, r, v.winner));
     await this.ctx.cluster.persisted(); // ejections are durable before the client hears the outcome
     let winner = v.winner;
     const pref = results.find((r) => r.node === preferred && !r.lost && !v.outvoted.includes(r));
@@ -760,14 +784,7 @@ export class Executor {
     ) {
       return this.holdWrite(req, first, main);
     }
-    if (this.txn?.held) {
-      // The others run the held writes first, in the order the main node ran them.
-      const err = await this.flushHeld();
-      if (err) {
-        await this.failTxn(err);
-        return null;
-      }
-    }
+    if (!(await this.catchUp())) return null; // the others run the held writes first, in the order the main node ran them
     const others = this.liveConns().filter((c) => c !== main);
     const rest = await Promise.all(
       others.map((c) => {
@@ -863,8 +880,7 @@ export class Executor {
     const txn = this.txn;
     const held = txn?.held;
     if (!txn || !held) return null;
-    txn.held = undefined;
-    txn.heldBytes = 0;
+    this.dropHeld(txn);
     const main = held[0]!.main.node;
     const conns = this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
     const answers = await Promise.all(
@@ -907,16 +923,9 @@ export class Executor {
         });
       }
       const v = vote(results, quorum);
-      if (!v.winner) {
-        const detail = [...v.counts].map(([k, n]) => `${k} x${n}`).join(', ');
-        return new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
-          sqlstate: SqlState.INTERNAL_ERROR,
-          detail: `outcomes: ${detail}; statement: ${redactSql(h.text).slice(0, 200)}`,
-        });
-      }
+      if (!v.winner) return noMajority(v.counts, h.text);
       for (const r of v.outvoted) {
-        const reason = `outvoted on "${redactSql(h.text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(v.winner)}`;
-        this.markDiverged(r.node, reason);
+        this.markDiverged(r.node, outvotedReason(h.text, r, v.winner));
         out.add(r.node);
         if (r.node !== main) h.after?.(r.node, r, false);
       }
@@ -983,13 +992,7 @@ export class Executor {
 
   /** Session state (SET, RESET, DISCARD, PREPARE ...): every node of the session, in the transaction if one is open. */
   async session(req: Req): Promise<ExchangeResult | null> {
-    if (this.txn?.held) {
-      const err = await this.flushHeld(); // SET LOCAL and the like come after the held writes everywhere
-      if (err) {
-        await this.failTxn(err);
-        return null;
-      }
-    }
+    if (!(await this.catchUp())) return null; // SET LOCAL and the like come after the held writes everywhere
     const conns = this.liveConns();
     const home = this.txn?.home ?? this.mainConn();
     const w = await this.parallel(conns, req, conns.includes(home) ? home : conns[0]!);
@@ -1032,6 +1035,20 @@ export class Executor {
     };
   }
 
+}
+
+/** The error when the nodes' outcomes have no majority (`counts`: outcome -> nodes). */
+function noMajority(counts: ReadonlyMap<string, number>, text: string): PgqError {
+  const detail = [...counts].map(([k, n]) => `${k} x${n}`).join(', ');
+  return new PgqError('ERR_NO_MAJORITY', 'the nodes disagree about the outcome and no outcome has a majority', {
+    sqlstate: SqlState.INTERNAL_ERROR,
+    detail: `outcomes: ${detail}; statement: ${redactSql(text).slice(0, 200)}`,
+  });
+}
+
+/** Why a node outvoted on `text` leaves service. */
+function outvotedReason(text: string, r: ExchangeResult, winner: ExchangeResult): string {
+  return `outvoted on "${redactSql(text).slice(0, 120)}": node said ${describe(r)}, majority said ${describe(winner)}`;
 }
 
 export function describe(r: ExchangeResult): string {

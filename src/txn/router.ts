@@ -102,25 +102,8 @@ export class Router {
         return;
       }
     }
-    if (txn.held) {
-      if (kind === 'rollback' || (kind === 'commit' && this.s.status === 'E')) {
-        txn.held = undefined; // rolled back: the other nodes never run them
-      } else {
-        // COMMIT, SAVEPOINT, ROLLBACK TO ...: the other nodes run the held writes first.
-        const err = await this.exec.flushHeld();
-        if (err && kind === 'commit') {
-          await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
-          this.exec.txn = null;
-          this.s.status = 'I';
-          this.exec.sendError(err, true);
-          return;
-        }
-        if (err) {
-          await this.exec.failTxn(err);
-          return;
-        }
-      }
-    }
+    if (kind === 'rollback' || (kind === 'commit' && this.s.status === 'E')) this.exec.dropHeld(txn); // the other nodes never run them
+    else if (!(await this.exec.catchUp(kind === 'commit'))) return; // COMMIT, SAVEPOINT, ROLLBACK TO ...: the others run the held writes first
     const home = this.exec.txnHome(txn);
     const live = [...txn.joined].filter((c) => !c.closed);
     const joined = live.length > 0 ? live : [home]; // a lazily begun transaction: its home takes the statement (with the BEGIN)
@@ -562,7 +545,8 @@ export class Router {
     }
     // CREATE/ALTER ROLE ... PASSWORD 'plain': every node gets the verifier the coordinator computed (src/txn/role-password.ts).
     const req = isRolePasswordStatement(s) ? await rolePasswordReq(this.exec, s.text, writeReq) : writeReq(plan.text);
-    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, await this.holdMode(s, plan));
+    const hold = s.keyed && this.exec.txn ? await this.holdMode(s, plan) : null;
+    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, hold);
     this.afterWrite(s);
   }
 
@@ -576,7 +560,7 @@ export class Router {
    */
   private async holdMode(s: StatementInfo, plan: DetPlan): Promise<'one' | 'any' | null> {
     const k = s.keyed;
-    if (!k || !s.target || s.kind !== 'write' || !this.exec.txn || this.s.status !== 'T') return null;
+    if (!k || !s.target || s.kind !== 'write' || this.s.status !== 'T') return null;
     if (this.ctx.config.writes?.replicate === 'per_statement') return null;
     if (s.sequences?.length || s.random || s.unknownFunctions?.length || s.unsafe?.length || s.nondeterministic?.length) return null;
     if (plan !== NO_PLAN && (plan.seed || plan.sequences.length > 0 || plan.singleRow)) return null;
