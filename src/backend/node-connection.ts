@@ -102,12 +102,17 @@ interface Relay {
   status: TxnStatus | null;
 }
 
+/** A value of NodeConnection.prepared meaning "this node's copy is unknown": the next use closes and parses it again. */
+export const UNKNOWN_STATEMENT = '\u0000unknown';
+
 export class NodeConnection {
   readonly node: ClusterNode;
   readonly id = ++connSeq;
   readonly params = new Map<string, string>();
   /** Named (and unnamed '') prepared statements that exist on this node: name -> SQL as sent. */
   readonly prepared = new Map<string, string>();
+  /** The coordinator's own statements made on this node (src/txn/prepared-write.ts), oldest first. */
+  readonly ownStatements = new Set<string>();
   pid = 0;
   secret = 0;
   txnStatus: TxnStatus = 'I';

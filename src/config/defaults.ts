@@ -35,6 +35,7 @@ export const DEFAULTS = {
   },
   writes: {
     replicate: 'at_commit',
+    prepare: 'keyed',
   },
   log: {
     level: 'info',

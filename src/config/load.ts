@@ -83,8 +83,11 @@ export function validateConfig(raw: unknown, file?: string): Config {
   const reads = { balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const) };
 
   const w = optObject(root.writes, 'writes');
-  refuseUnknown(w, 'writes', ['replicate']);
-  const writes = { replicate: oneOf(w.replicate ?? DEFAULTS.writes.replicate, 'writes.replicate', ['at_commit', 'per_statement'] as const) };
+  refuseUnknown(w, 'writes', ['replicate', 'prepare']);
+  const writes = {
+    replicate: oneOf(w.replicate ?? DEFAULTS.writes.replicate, 'writes.replicate', ['at_commit', 'per_statement'] as const),
+    prepare: oneOf(w.prepare ?? DEFAULTS.writes.prepare, 'writes.prepare', ['keyed', 'off'] as const),
+  };
 
   const l = optObject(root.log, 'log');
   refuseUnknown(l, 'log', ['level']);

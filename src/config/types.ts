@@ -78,6 +78,8 @@ export interface Config {
   writes: {
     /** 'at_commit': keyed writes in a transaction block reach them at COMMIT; 'per_statement': every write right after the main node. */
     replicate: 'at_commit' | 'per_statement';
+    /** 'keyed': keyed writes sent by the simple protocol run on the nodes as prepared statements; 'off': as sent. */
+    prepare: 'keyed' | 'off';
   };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';

@@ -165,7 +165,17 @@ interface Shape {
   spans: number[];
 }
 
+/** The last text shapeOf() saw: the router asks again for the text it just classified (src/sql/parameterize.ts). */
+let lastShape: { sql: string; shape: Shape | null } = { sql: '', shape: null };
+
 function shapeOf(sql: string): Shape | null {
+  if (lastShape.sql === sql) return lastShape.shape;
+  const shape = shapeOfUncached(sql);
+  lastShape = { sql, shape };
+  return shape;
+}
+
+function shapeOfUncached(sql: string): Shape | null {
   if (sql.length > SHAPE_MAX_TEXT || !/[0-9]/.test(sql)) return null;
   const b = Buffer.from(sql, 'utf8');
   let out = '';
@@ -190,6 +200,11 @@ function shapeOf(sql: string): Shape | null {
 /** The text with its number tokens replaced by NUL (which SQL text cannot hold), or null when it has none. */
 export function shapeKey(sql: string): string | null {
   return shapeOf(sql)?.key ?? null;
+}
+
+/** The shape key, the UTF-8 bytes and the byte spans of the number tokens of `sql`, or null when it has none. */
+export function shapeSpans(sql: string): { key: string; buf: Buffer; spans: number[] } | null {
+  return shapeOf(sql);
 }
 
 const SHARED_WRITE_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE']);

@@ -9,7 +9,7 @@
 import type { Frame } from '../protocol/reader.js';
 import { FE } from '../protocol/constants.js';
 import { encodeBind, encodeClose, encodeParse, type Bind, type Close, type Describe, type Execute, type Parse } from '../protocol/frontend.js';
-import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
+import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../backend/node-connection.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/rewrite.js';
 import type { Executor, Req } from './executor.js';
@@ -61,8 +61,6 @@ export interface PlannedBatch {
   pinnedTo: NodeConnection | null;
 }
 
-/** A value no real statement text can equal: "this node's copy is unknown". */
-const UNKNOWN = '\u0000unknown';
 
 export class BatchPlanner {
   readonly statements = new Map<string, StatementDef>();
@@ -213,8 +211,8 @@ export class BatchPlanner {
         if (r.lost) return;
         // This node's copies of prepared statements.
         if (r.error) {
-          for (const [name] of before) c.prepared.set(name, UNKNOWN);
-          for (const op of ops) if (op.k === 'parse' || op.k === 'close') c.prepared.set(op.name, UNKNOWN);
+          for (const [name] of before) c.prepared.set(name, UNKNOWN_STATEMENT);
+          for (const op of ops) if (op.k === 'parse' || op.k === 'close') c.prepared.set(op.name, UNKNOWN_STATEMENT);
         } else {
           for (const [name, def] of before) {
             if (def) c.prepared.set(name, def.sentSql);

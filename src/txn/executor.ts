@@ -96,6 +96,13 @@ function rowCount(tags: readonly string[]): number {
   return n;
 }
 
+/** An exchange result that no node sent: a held write counted as run, or taken back (NOT_RUN). */
+function notRun(c: NodeConnection): ExchangeResult {
+  return { node: c, status: 'T', tags: [], error: null, frames: [], lost: null, terminals: 0 };
+}
+
+const NOT_RUN = Object.freeze({ S: 'ERROR', C: '25P02', M: 'the held write did not run on this node: the transaction rolled back' });
+
 /** A transaction holds at most this many writes, or about this many bytes of them; the next write makes the other nodes catch up. */
 export const MAX_HELD_WRITES = 1000;
 export const MAX_HELD_BYTES = 16 * 1024 * 1024;
@@ -566,10 +573,20 @@ export class Executor {
     await Promise.all([...txn.joined].filter((c) => !c.closed && !c.busy).map((c) => c.exchange(Q_ROLLBACK)));
   }
 
-  /** The held writes will never run on the other nodes (the transaction rolls back). */
+  /**
+   * The held writes will never run on the other nodes (the transaction rolls
+   * back). Their messages were counted as run when they were held (prepared
+   * statements a node would have created): that is taken back.
+   */
   dropHeld(txn: Txn): void {
+    const held = txn.held;
     txn.held = undefined;
     txn.heldBytes = 0;
+    if (!held) return;
+    for (const h of held) {
+      if (!h.after) continue;
+      for (const c of h.bodies.keys()) h.after(c, { ...notRun(c), error: NOT_RUN }, false);
+    }
   }
 
   /**
@@ -858,7 +875,7 @@ export class Executor {
       const body = req.forNode(c);
       if (bodies.size === 0) for (const b of body.bufs) bytes += b.length;
       bodies.set(c, body);
-      req.after?.(c, { node: c, status: 'T', tags: first.tags, error: null, frames: [], lost: null, terminals: first.terminals }, false);
+      req.after?.(c, { ...notRun(c), tags: first.tags, terminals: first.terminals }, false);
     }
     (txn.held ??= []).push({ text: req.text, main: first, bodies, after: req.after });
     txn.heldBytes = (txn.heldBytes ?? 0) + bytes;
@@ -880,7 +897,8 @@ export class Executor {
     const txn = this.txn;
     const held = txn?.held;
     if (!txn || !held) return null;
-    this.dropHeld(txn);
+    txn.held = undefined;
+    txn.heldBytes = 0;
     const main = held[0]!.main.node;
     const conns = this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
     const answers = await Promise.all(
@@ -899,6 +917,11 @@ export class Executor {
     const out = new Set<NodeConnection>(); // lost or outvoted: their later answers do not count
     conns.forEach((c, j) => {
       if (!answers[j]![0]!.lost) txn.joined.add(c);
+      // What failed here did not create the statements it was counted as creating when it was held.
+      held.forEach((h, i) => {
+        const r = answers[j]![i]!;
+        if (r.error && !r.lost) h.after?.(c, r, false);
+      });
     });
     const quorum = this.ctx.cluster.quorum;
     for (let i = 0; i < held.length; i++) {

@@ -24,6 +24,8 @@ import { encodeNoticeResponse } from '../protocol/backend.js';
 import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
+import { parameterize } from '../sql/parameterize.js';
+import { preparedWriteReq } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
@@ -545,26 +547,35 @@ export class Router {
     }
     // CREATE/ALTER ROLE ... PASSWORD 'plain': every node gets the verifier the coordinator computed (src/txn/role-password.ts).
     const req = isRolePasswordStatement(s) ? await rolePasswordReq(this.exec, s.text, writeReq) : writeReq(plan.text);
-    const hold = s.keyed && this.exec.txn ? await this.holdMode(s, plan) : null;
-    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, hold);
+    const writes = this.ctx.config.writes;
+    const inTxn = this.exec.txn !== null && this.s.status === 'T';
+    const hold = inTxn && writes?.replicate !== 'per_statement';
+    const prepare = text !== null && plan.text === null && writes?.prepare !== 'off';
+    const keyed = s.keyed && (hold || prepare) ? await this.keyedMode(s, plan) : null;
+    // A keyed write sent as a Query runs on the nodes as a prepared statement (src/sql/parameterize.ts).
+    const form = keyed && prepare && text !== null ? parameterize(text, timeValues(this.exec.txnStart())) : null;
+    await this.exec.fanOut(this.withPlan(form && text !== null ? preparedWriteReq(text, form) : req, plan), !this.exec.txn, hold ? keyed : null);
     this.afterWrite(s);
   }
 
   /**
-   * Whether a write in a transaction block may reach the other nodes at the
+   * Whether a write is keyed: its text (src/sql/keyed-write.ts) and its table
+   * (self-contained, in the catalog) fix its effect by the rows it locks.
+   * 'one': an UPDATE / DELETE by a unique key; 'any': INSERT ... VALUES.
+   * Such a write in a transaction block may reach the other nodes at the
    * next statement that needs them instead of at once (docs/routing.md
-   * "Writes held until COMMIT"): its text must be keyed (src/sql/keyed-write.ts)
-   * and its table self-contained (the catalog). 'one': an UPDATE / DELETE by
-   * a unique key, held only if the main node touched exactly one row;
-   * 'any': INSERT ... VALUES.
+   * "Writes held until COMMIT"; 'one' only when the main node touched
+   * exactly one row), and its plan on the nodes is the obvious one, so it
+   * may run there as a prepared statement.
    */
-  private async holdMode(s: StatementInfo, plan: DetPlan): Promise<'one' | 'any' | null> {
+  private async keyedMode(s: StatementInfo, plan: DetPlan): Promise<'one' | 'any' | null> {
     const k = s.keyed;
-    if (!k || !s.target || s.kind !== 'write' || this.s.status !== 'T') return null;
-    if (this.ctx.config.writes?.replicate === 'per_statement') return null;
+    if (!k || !s.target || s.kind !== 'write' || this.s.status === 'E') return null;
     if (s.sequences?.length || s.random || s.unknownFunctions?.length || s.unsafe?.length || s.nondeterministic?.length) return null;
     if (plan !== NO_PLAN && (plan.seed || plan.sequences.length > 0 || plan.singleRow)) return null;
-    const t = await this.ctx.catalog.table(this.exec.mainConn(), this.catalogScope(), s.target, !this.txnDdl);
+    const main = this.s.conns.get(this.ctx.cluster.main());
+    if (!main || main.closed || main.busy) return null;
+    const t = await this.ctx.catalog.table(main, this.catalogScope(), s.target, !this.txnDdl);
     if (!t || !t.selfContained) return null;
     if (k.eq === null) return 'any';
     return t.key !== null && t.key.every((c) => k.eq!.includes(c)) ? 'one' : null;

@@ -85,7 +85,7 @@ test('writes whose effect is not fixed by the rows they lock run on every node a
 
 test('writes.replicate = per_statement: no write is held', async () => {
   const other = await startTestCoordinator(fx.cluster, (cfg) => {
-    cfg.writes = { replicate: 'per_statement' };
+    cfg.writes = { replicate: 'per_statement', prepare: 'keyed' };
   });
   try {
     const c = await other.client();

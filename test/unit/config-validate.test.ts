@@ -58,7 +58,7 @@ test('minimal config gets every default', () => {
   );
   assert.deepEqual(c.backend, { connect_timeout: 10 });
   assert.deepEqual(c.log, { level: 'info' });
-  assert.deepEqual(c.writes, { replicate: 'at_commit' });
+  assert.deepEqual(c.writes, { replicate: 'at_commit', prepare: 'keyed' });
   assert.equal(c.state.dir, path.resolve('pgquorum-state'));
 });
 
@@ -67,6 +67,13 @@ test('writes.replicate: at_commit or per_statement', () => {
   refuses(edit((c) => (c.writes = { replicate: 'never' })), 'writes.replicate');
   refuses(edit((c) => (c.writes = { hold: true })), 'writes.hold');
   refuses(edit((c) => (c.writes = 'at_commit')), 'writes');
+});
+
+test('writes.prepare: keyed or off', () => {
+  assert.equal(validateConfig(edit((c) => (c.writes = { prepare: 'off' }))).writes.prepare, 'off');
+  assert.equal(validateConfig(edit((c) => (c.writes = { replicate: 'per_statement' }))).writes.prepare, 'keyed');
+  refuses(edit((c) => (c.writes = { prepare: true })), 'writes.prepare');
+  refuses(edit((c) => (c.writes = { prepare: 'all' })), 'writes.prepare');
 });
 
 test('validating a validated config gives the same config', () => {

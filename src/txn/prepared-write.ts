@@ -1,0 +1,61 @@
+// The request for a keyed write the client sent by the simple protocol, run
+// on every node as a server-side prepared statement (src/sql/parameterize.ts,
+// docs/routing.md "Keyed writes as prepared statements"). Each node
+// connection gets the statement's Parse the first time it needs it; a
+// connection keeps at most MAX_OWN_STATEMENTS of them (the least recently
+// used is closed to make room). The answer the client sees is the simple
+// protocol's: ParseComplete and BindComplete are skipped, a RETURNING list's
+// rows come with the RowDescription of a portal Describe, and an error's
+// position is mapped back to the client's text.
+import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../backend/node-connection.js';
+import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend.js';
+import { BE } from '../protocol/constants.js';
+import { SYNC, encodeClose, encodeDescribe, encodeExecute } from '../protocol/frontend.js';
+import type { ParamForm } from '../sql/parameterize.js';
+import type { Req } from './executor.js';
+
+/** Statements of the coordinator's own a node connection keeps at most. */
+export const MAX_OWN_STATEMENTS = 64;
+
+const DESCRIBE_PORTAL = encodeDescribe({ kind: 'P', name: '' });
+const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
+
+export function preparedWriteReq(text: string, form: ParamForm): Req {
+  const { stmt, bind } = form;
+  const tail = form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC];
+  return {
+    text,
+    forNode(c: NodeConnection) {
+      const own = c.ownStatements;
+      const has = c.prepared.get(stmt.name);
+      own.delete(stmt.name);
+      own.add(stmt.name); // the most recently used is last
+      if (has === stmt.sql) return { bufs: tail, skip: 1 }; // BindComplete
+      const inject: Buffer[] = [];
+      if (has !== undefined) inject.push(encodeClose({ kind: 'S', name: stmt.name }));
+      if (own.size > MAX_OWN_STATEMENTS) {
+        const oldest = own.values().next().value as string;
+        own.delete(oldest);
+        inject.push(encodeClose({ kind: 'S', name: oldest }));
+        c.prepared.set(oldest, UNKNOWN_STATEMENT); // until the Close is known to have run
+      }
+      inject.push(stmt.parse);
+      return { bufs: [...inject, ...tail], skip: inject.length + 1 };
+    },
+    after(c: NodeConnection, r: ExchangeResult) {
+      if (r.lost) return;
+      if (!r.error) {
+        c.prepared.set(stmt.name, stmt.sql);
+        return;
+      }
+      c.prepared.set(stmt.name, UNKNOWN_STATEMENT);
+      const p = r.error['P'];
+      if (p === undefined) return;
+      // The position is in the text the node parsed: move it to the client's.
+      const at = String(form.position(Number(p)));
+      r.error['P'] = at;
+      const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
+      if (i >= 0) r.frames[i] = encodeErrorResponse({ ...decodeErrorFields(r.frames[i]!.subarray(5)), P: at });
+    },
+  };
+}
