@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import { PgqError, SqlState } from '../errors.js';
 import type { Cluster } from '../cluster/cluster.js';
-import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
+import type { ExchangeOptions, ExchangeResult, NodeConnection } from '../backend/node-connection.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import type { StateStore } from '../state/store.js';
 import type { GxidAllocator } from './gtm.js';
@@ -66,6 +66,23 @@ export interface CommitDeps {
 
 export type CommitOutcome = { ok: true; gid: string } | { ok: false; error: PgqError };
 
+/**
+ * Writes the main node ran and the others have not yet (src/txn/executor.ts,
+ * "held writes"): each other node gets them in the same socket write as its
+ * PREPARE TRANSACTION, and their vote comes before the commit decision.
+ */
+export interface HeldCommit {
+  /** The requests node `c` runs before its PREPARE (one answer each). */
+  before(c: NodeConnection): { msgs: Buffer[]; opts: ExchangeOptions }[];
+  /**
+   * The vote on their answers. `error`: the transaction must roll back;
+   * `out`: nodes lost (already ejected) or outvoted, which take no further
+   * part; eject() makes the outvoted `diverged` (after what they prepared
+   * was rolled back on their connections, which close when they leave `up`).
+   */
+  settle(answers: Map<NodeConnection, ExchangeResult[]>): { error: PgqError | null; out: Set<NodeConnection>; eject(): Promise<void> };
+}
+
 /** Quote a GID as an SQL literal (GIDs are ours: letters, digits, '_'). */
 function lit(gid: string): string {
   return `'${gid}'`;
@@ -84,7 +101,7 @@ export class TwoPhaseCommit {
    * (temporary objects, LISTEN/NOTIFY: always the main node): it gets a plain
    * COMMIT after the decision is recorded.
    */
-  async commit(conns: NodeConnection[], session: number, plain: NodeConnection | null): Promise<CommitOutcome> {
+  async commit(conns: NodeConnection[], session: number, plain: NodeConnection | null, held?: HeldCommit): Promise<CommitOutcome> {
     // The whole sequence, PREPARE to the last COMMIT/ROLLBACK PREPARED, is inside the commit barrier.
     const barrier = this.d.barrier;
     if (barrier) {
@@ -92,13 +109,13 @@ export class TwoPhaseCommit {
       if (wait) await wait;
     }
     try {
-      return await this.commitInGate(conns, session, plain);
+      return await this.commitInGate(conns, session, plain, held);
     } finally {
       barrier?.exit();
     }
   }
 
-  private async commitInGate(conns: NodeConnection[], session: number, plain: NodeConnection | null): Promise<CommitOutcome> {
+  private async commitInGate(conns: NodeConnection[], session: number, plain: NodeConnection | null, held: HeldCommit | undefined): Promise<CommitOutcome> {
     const { cluster, store, gxids, log, inflight } = this.d;
     const gxid = await gxids.next();
     const gid = gxids.gid(gxid);
@@ -116,10 +133,18 @@ export class TwoPhaseCommit {
       failpoint('before-prepare');
       // Phase 1: PREPARE TRANSACTION everywhere, in parallel.
       const prepareMsg = encodeQuery(`PREPARE TRANSACTION ${lit(gid)}`);
+      const heldAnswers = new Map<NodeConnection, ExchangeResult[]>();
       let firstDone = false;
-      const results = await Promise.all(
+      const answered = await Promise.all(
         preparable.map(async (c) => {
-          const r = await c.exchange(prepareMsg);
+          const before = held?.before(c) ?? [];
+          let r: ExchangeResult;
+          if (before.length === 0) r = await c.exchange(prepareMsg);
+          else {
+            const rs = await c.exchangeMany([...before, { msgs: [prepareMsg], opts: {} }]);
+            r = rs.pop()!;
+            heldAnswers.set(c, rs);
+          }
           if (!firstDone) {
             firstDone = true;
             failpoint('after-some-prepares');
@@ -129,19 +154,31 @@ export class TwoPhaseCommit {
       );
       failpoint('after-all-prepares');
       // PREPARE of a failed transaction answers ROLLBACK (tag) without an error.
-      const prepared = results.filter((r) => !r.lost && !r.error && r.tags[0] === 'PREPARE TRANSACTION');
-      const failed = results.filter((r) => !prepared.includes(r));
-      const votes = prepared.length + (plain && !plain.closed ? 1 : 0);
-      if (votes < cluster.quorum || (failed.length > 0 && prepared.length === 0)) {
-        advance(entry, 'aborting');
-        await Promise.all([
-          ...prepared.map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))),
+      const ok = (r: ExchangeResult): boolean => !r.lost && !r.error && r.tags[0] === 'PREPARE TRANSACTION';
+      const rollback = (rs: ExchangeResult[]): Promise<unknown> =>
+        Promise.all([
+          ...rs.filter(ok).map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))),
           ...(plain && !plain.closed ? [plain.exchange(encodeQuery('ROLLBACK'))] : []),
         ]);
+      // The held writes' vote: nodes it put out (lost, outvoted) take no further part.
+      const check = held ? held.settle(heldAnswers) : null;
+      const results = check ? answered.filter((r) => !check.out.has(r.node)) : answered;
+      const prepared = results.filter(ok);
+      const failed = results.filter((r) => !prepared.includes(r));
+      const votes = prepared.length + (plain && !plain.closed ? 1 : 0);
+      if (check?.error || votes < cluster.quorum || (failed.length > 0 && prepared.length === 0)) {
+        advance(entry, 'aborting');
+        await rollback(answered);
+        await check?.eject();
         for (const r of failed) if (r.lost) this.eject(r, 'down', 'lost during PREPARE TRANSACTION');
         advance(entry, 'aborted');
         log.debug({ gid, session }, 'transaction rolled back');
-        return { ok: false, error: this.prepareFailure(failed, votes) };
+        return { ok: false, error: check?.error ?? this.prepareFailure(failed, votes) };
+      }
+      // Nodes outvoted on a held write prepared a transaction that differs: theirs is rolled back.
+      if (check) {
+        await Promise.all(answered.filter((r) => ok(r) && check.out.has(r.node)).map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))));
+        await check.eject();
       }
       // Enough votes: nodes that could not prepare leave service before the client hears anything,
       // marked as having missed this commit (whoever ejected them first).

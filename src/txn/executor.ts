@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { PgqError, SqlState } from '../errors.js';
 import type { CoordinatorContext } from '../context.js';
 import type { Session } from '../frontend/session.js';
-import type { ExchangeResult, NodeConnection } from '../backend/node-connection.js';
+import type { ExchangeOptions, ExchangeResult, NodeConnection } from '../backend/node-connection.js';
 import type { ClusterNode } from '../cluster/cluster.js';
 import type { Writer } from './write-gate.js';
 import type { Frame } from '../protocol/reader.js';
@@ -39,7 +39,7 @@ import { rewriteSimple } from '../sql/rewrite.js';
 import { rowsDigest, vote } from './vote.js';
 import { refuse } from '../determinism/plan.js';
 import { quoteLiteral } from '../determinism/catalog.js';
-import type { CommitOutcome } from './commit.js';
+import type { CommitOutcome, HeldCommit } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
 import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js';
@@ -101,6 +101,11 @@ function notRun(c: NodeConnection): ExchangeResult {
   return { node: c, status: 'T', tags: [], error: null, frames: [], lost: null, terminals: 0 };
 }
 
+/** The result for a node whose connection closed before it could run a request. */
+function closedResult(c: NodeConnection): ExchangeResult {
+  return { ...notRun(c), status: null, lost: new PgqError('ERR_CONN_CLOSED', `connection to node ${c.node.id} closed by the coordinator`, { sqlstate: SqlState.CONNECTION_FAILURE }) };
+}
+
 const NOT_RUN = Object.freeze({ S: 'ERROR', C: '25P02', M: 'the held write did not run on this node: the transaction rolled back' });
 
 /** A transaction holds at most this many writes, or about this many bytes of them; the next write makes the other nodes catch up. */
@@ -120,6 +125,20 @@ interface Held {
   /** The messages for each other node, rendered when the main node ran it. */
   bodies: Map<NodeConnection, { bufs: Buffer[]; skip: number }>;
   after: Req['after'];
+}
+
+/** The vote on held writes (Executor.settleHeld()). */
+interface HeldVote {
+  error: PgqError | null;
+  out: Set<NodeConnection>;
+  eject(): Promise<void>;
+}
+
+/** Held writes taken out of a transaction to run on the other nodes (Executor.takeHeld()). */
+interface HeldRun {
+  held: Held[];
+  conns: NodeConnection[];
+  reqs(c: NodeConnection): { msgs: Buffer[]; opts: ExchangeOptions }[];
 }
 
 interface Txn {
@@ -885,38 +904,79 @@ export class Executor {
     return first;
   }
 
+  /** The nodes that run the held writes when they are flushed (every `up` node but the main node, with their messages). */
+  heldConns(): NodeConnection[] {
+    const held = this.txn?.held;
+    if (!held) return [];
+    const main = held[0]!.main.node;
+    return this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
+  }
+
   /**
-   * The other nodes run the transaction's held writes, pipelined (one write
-   * and one wait per node), and each write's outcomes are voted on as if it
-   * had run at once. Outvoted nodes are ejected. Returns the error that must
-   * end the transaction, or null: no majority left, a node cancelled or
-   * picked as a deadlock victim, or the main node outvoted (the client
-   * already has its answer, so the transaction cannot go on).
+   * Takes the held writes out of the transaction: which nodes run them, and
+   * each node's requests (one per write, pipelined; a node that has not
+   * joined the transaction yet gets its BEGIN first).
    */
-  async flushHeld(): Promise<PgqError | null> {
+  private takeHeld(): HeldRun | null {
     const txn = this.txn;
     const held = txn?.held;
     if (!txn || !held) return null;
+    const conns = this.heldConns();
     txn.held = undefined;
     txn.heldBytes = 0;
-    const main = held[0]!.main.node;
-    const conns = this.liveConns().filter((c) => c !== main && held.every((h) => h.bodies.has(c)));
-    const answers = await Promise.all(
-      conns.map((c) => {
+    return {
+      held,
+      conns,
+      reqs: (c) => {
         const joined = txn.joined.has(c);
         c.node.writes += held.length;
-        return c.exchangeMany(
-          held.map((h, i) => {
-            const body = h.bodies.get(c)!;
-            const log = i === 0 && !joined ? txn.log : [];
-            return { msgs: [...log, ...body.bufs], opts: { skipReadies: log.length, skipTerminals: body.skip, buffer: true } };
-          }),
-        );
-      }),
-    );
-    const out = new Set<NodeConnection>(); // lost or outvoted: their later answers do not count
+        return held.map((h, i) => {
+          const body = h.bodies.get(c)!;
+          const log = i === 0 && !joined ? txn.log : [];
+          return { msgs: [...log, ...body.bufs], opts: { skipReadies: log.length, skipTerminals: body.skip, buffer: true } };
+        });
+      },
+    };
+  }
+
+  /**
+   * The other nodes run the transaction's held writes, pipelined (one write
+   * and one wait per node), and each write's outcomes are voted on as if it
+   * had run at once (settleHeld()). Returns the error that must end the
+   * transaction, or null.
+   */
+  async flushHeld(): Promise<PgqError | null> {
+    const run = this.takeHeld();
+    if (!run) return null;
+    const answers = await Promise.all(run.conns.map((c) => c.exchangeMany(run.reqs(c))));
+    const r = this.settleHeld(run, answers);
+    await r.eject();
+    return r.error;
+  }
+
+  /**
+   * The vote on each held write, over the main node's answer and the
+   * others' (`answers[j]` is `run.conns[j]`'s, one result per write).
+   * `out` holds the outvoted nodes and the lost ones (their later answers
+   * do not count); eject() makes the outvoted `diverged`, durably (the
+   * caller may first roll back what they prepared on their connections,
+   * which close when they leave `up`). `error` is what must end the
+   * transaction: no majority left, a node cancelled or picked as a deadlock
+   * victim, or the main node outvoted (the client already has its answer,
+   * so the transaction cannot go on).
+   */
+  settleHeld(run: HeldRun, answers: ExchangeResult[][]): HeldVote {
+    const txn = this.txn;
+    const { held, conns } = run;
+    const main = held[0]!.main.node;
+    const out = new Set<NodeConnection>();
+    const outvoted: [NodeConnection, string][] = [];
+    const eject = async (): Promise<void> => {
+      for (const [c, reason] of outvoted) this.markDiverged(c, reason);
+      await this.ctx.cluster.persisted(); // ejections are durable before the client hears anything more
+    };
     conns.forEach((c, j) => {
-      if (!answers[j]![0]!.lost) txn.joined.add(c);
+      if (txn && !answers[j]![0]!.lost) txn.joined.add(c);
       // What failed here did not create the statements it was counted as creating when it was held.
       held.forEach((h, i) => {
         const r = answers[j]![i]!;
@@ -924,6 +984,7 @@ export class Executor {
       });
     });
     const quorum = this.ctx.cluster.quorum;
+    const fail = (error: PgqError): HeldVote => ({ error, out, eject });
     for (let i = 0; i < held.length; i++) {
       const h = held[i]!;
       const results: ExchangeResult[] = [h.main];
@@ -935,33 +996,35 @@ export class Executor {
           this.nodeLost(c, r.lost);
         } else results.push(r);
       });
-      if (results.length < quorum) return this.noQuorumError(results.length);
+      if (results.length < quorum) return fail(this.noQuorumError(results.length));
       const transient = results.find(isTransient);
       if (transient) {
         const e = transient.error!;
-        return new PgqError('ERR_HELD_WRITE_FAILED', e['M'] ?? 'a held write failed on another node', {
-          sqlstate: e['C'] ?? SqlState.SERIALIZATION_FAILURE,
-          detail: `node ${transient.node.node.id}, statement: ${redactSql(h.text).slice(0, 200)}`,
-          hint: 'Retry the transaction.',
-        });
+        return fail(
+          new PgqError('ERR_HELD_WRITE_FAILED', e['M'] ?? 'a held write failed on another node', {
+            sqlstate: e['C'] ?? SqlState.SERIALIZATION_FAILURE,
+            detail: `node ${transient.node.node.id}, statement: ${redactSql(h.text).slice(0, 200)}`,
+            hint: 'Retry the transaction.',
+          }),
+        );
       }
       const v = vote(results, quorum);
-      if (!v.winner) return noMajority(v.counts, h.text);
+      if (!v.winner) return fail(noMajority(v.counts, h.text));
       for (const r of v.outvoted) {
-        this.markDiverged(r.node, outvotedReason(h.text, r, v.winner));
+        outvoted.push([r.node, outvotedReason(h.text, r, v.winner)]);
         out.add(r.node);
         if (r.node !== main) h.after?.(r.node, r, false);
       }
       if (out.has(main)) {
-        await this.ctx.cluster.persisted();
-        return new PgqError('ERR_MAIN_OUTVOTED', `the main node ${main.node.id} was outvoted on a write of this transaction whose result the client already had; the transaction was rolled back, retry it`, {
-          sqlstate: SqlState.SERIALIZATION_FAILURE,
-          detail: `statement: ${redactSql(h.text).slice(0, 200)}`,
-        });
+        return fail(
+          new PgqError('ERR_MAIN_OUTVOTED', `the main node ${main.node.id} was outvoted on a write of this transaction whose result the client already had; the transaction was rolled back, retry it`, {
+            sqlstate: SqlState.SERIALIZATION_FAILURE,
+            detail: `statement: ${redactSql(h.text).slice(0, 200)}`,
+          }),
+        );
       }
     }
-    await this.ctx.cluster.persisted(); // ejections are durable before the client hears anything more
-    return null;
+    return { error: null, out, eject };
   }
 
   /** After a write inside a transaction (or a string that opened one): every participant joined. */
@@ -985,8 +1048,23 @@ export class Executor {
    */
   async commitNodes(conns: NodeConnection[], plain: NodeConnection | null): Promise<CommitOutcome> {
     await this.ctx.writes.beforeCommit(this.writer); // nodes this write went without: marked first
-    const live = conns.filter((c) => !c.closed);
-    if (live.length > 1) return this.ctx.commit.commit(live, this.s.id, plain && !plain.closed ? plain : null);
+    // Held writes go to the other nodes in the same socket write as their PREPARE TRANSACTION.
+    const run = this.takeHeld();
+    const live = [...new Set([...conns, ...(run?.conns ?? [])])].filter((c) => !c.closed);
+    if (live.length > 1) {
+      const held: HeldCommit | undefined = run
+        ? {
+            before: (c) => (run.conns.includes(c) ? run.reqs(c) : []),
+            settle: (answers) => this.settleHeld(run, run.conns.map((c) => answers.get(c) ?? run.held.map(() => closedResult(c)))),
+          }
+        : undefined;
+      return this.ctx.commit.commit(live, this.s.id, plain && !plain.closed ? plain : null, held);
+    }
+    if (run) {
+      const v = this.settleHeld(run, run.conns.map((c) => run.held.map(() => closedResult(c)))); // no other node is left to run them
+      await v.eject();
+      if (v.error) return { ok: false, error: v.error };
+    }
     const only = live[0];
     if (!only) {
       return { ok: false, error: this.lostInRequest(new PgqError('ERR_NODE_LOST', 'every node of the transaction was lost', { sqlstate: SqlState.CONNECTION_FAILURE })) };

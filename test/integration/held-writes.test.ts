@@ -6,6 +6,7 @@
 // node ran, and every node's rows are compared.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { assertNodesIdentical, perNode, startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
 const fx = useClusterWithCoordinator({
@@ -205,6 +206,41 @@ test('a long transaction holds at most 1000 writes: the next write makes the oth
   assert.deepEqual(delta(before, calls('INSERT INTO hw_bulk%')), [1002, 1001, 1001], 'holding starts again');
   await c.query('COMMIT');
   for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM hw_bulk'), '1002');
+  await sameOnAllNodes();
+  await c.end();
+});
+
+test('a held write that times out on a lock on another node at COMMIT: the COMMIT fails with that SQLSTATE and nothing commits anywhere', async () => {
+  // A direct session on n2 holds row 17's lock: n2 waits when COMMIT sends it the held UPDATE with the PREPAREs.
+  const v0 = fx.cluster.psqlNode(0, 'SELECT v FROM hw WHERE id = 17');
+  const blocker = new pg.Client(fx.cluster.nodeClientConfig(1));
+  await blocker.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('SELECT v FROM hw WHERE id = 17 FOR UPDATE');
+  const c = await fx.coord.client();
+  try {
+    await c.query("SET lock_timeout = '300ms'");
+    await c.query('BEGIN');
+    assert.equal((await c.query('UPDATE hw SET v = v + 1 WHERE id = 17')).rowCount, 1, 'the main node answers at once');
+    await assert.rejects(c.query('COMMIT'), (e: { code?: string }) => {
+      assert.equal(e.code, '55P03', String(e));
+      return true;
+    });
+  } finally {
+    await blocker.query('ROLLBACK');
+    await blocker.end();
+  }
+  assert.deepEqual(
+    fx.coord.coordinator.ctx.cluster.nodes.map((n) => n.state),
+    ['up', 'up', 'up'],
+    'a lock timeout is an answer of the moment: nobody is ejected',
+  );
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT v FROM hw WHERE id = 17'), v0, `node ${i + 1}: nothing committed`);
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
+  await c.query('RESET lock_timeout');
+  await c.query('BEGIN');
+  await c.query('UPDATE hw SET v = v + 1 WHERE id = 17');
+  await c.query('COMMIT');
   await sameOnAllNodes();
   await c.end();
 });
