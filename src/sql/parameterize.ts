@@ -52,14 +52,16 @@ interface Template {
   base: string;
   rw: ParamRewrite | null;
   describe: boolean;
+  /** Its statements by parameter types ("23,20,0"). */
+  statements: Map<string, NodeStatement>;
 }
 
 /** Templates by shape key; null: that shape is not parameterized. */
 const templates = new Lru<string, Template | null>(2048);
-/** Statements by text and parameter types. */
-const statements = new Map<string, NodeStatement>();
-/** At most this many distinct statements are made (per coordinator); later shapes go as plain queries. */
-export const MAX_NODE_STATEMENTS = 4096;
+/** Statements by text and parameter types: shapes that differ only in a folded minus sign share one. */
+const statements = new Lru<string, NodeStatement>(4096);
+/** Statements made so far: each gets the next name (a name is never reused for another text). */
+let made = 0;
 
 const INTEGER = /^[0-9]+$/;
 const DECIMAL = /^(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
@@ -99,11 +101,12 @@ export function parameterize(text: string, times: TimeValues | null): ParamForm 
   const values: Buffer[] = [];
   const types: number[] = [];
   for (let i = 0; i < spans.length; i += 2) {
-    const start = spans[i]! - t.dash[i / 2]!;
-    const v = buf.toString('latin1', start, spans[i + 1]!).replace(/\s+/g, '');
+    const dash = t.dash[i / 2]!;
+    const token = buf.toString('latin1', spans[i]!, spans[i + 1]!);
+    const v = dash > 0 ? `-${token}` : token;
     const type = literalType(v);
     if (type === null) return null;
-    values.push(Buffer.from(v, 'latin1'));
+    values.push(dash > 1 ? Buffer.from(v, 'latin1') : buf.subarray(spans[i]! - dash, spans[i + 1]!));
     types.push(type);
   }
   if (t.rw) {
@@ -113,13 +116,17 @@ export function parameterize(text: string, times: TimeValues | null): ParamForm 
     }
   }
   const sql = t.rw ? t.rw.sql : t.base;
-  const key = `${sql}\u0000${types.join(',')}`;
-  let stmt = statements.get(key);
+  const key = types.join(',');
+  let stmt = t.statements.get(key);
   if (!stmt) {
-    if (statements.size >= MAX_NODE_STATEMENTS) return null;
-    const name = `pgquorum_${statements.size + 1}`;
-    stmt = { name, sql, parse: encodeParse({ name, sql, paramTypes: types }) };
-    statements.set(key, stmt);
+    const full = `${sql}\u0000${key}`;
+    stmt = statements.get(full);
+    if (!stmt) {
+      const name = `pgquorum_${++made}`;
+      stmt = { name, sql, parse: encodeParse({ name, sql, paramTypes: types }) };
+      statements.set(full, stmt);
+    }
+    t.statements.set(key, stmt);
   }
   const bind = encodeBind({ portal: '', statement: stmt.name, paramFormats: [], params: values, resultFormats: [] });
   return { stmt, bind, describe: t.describe, position: (p) => mapPosition(p, buf, spans, t.dash) };
@@ -161,7 +168,7 @@ function template(text: string, buf: Buffer, spans: number[]): Template | null {
   const base = out + buf.toString('utf8', last);
   const rw = rewriteExtended(base);
   const body = Object.values(stmt)[0] as Obj;
-  return { dash, base, rw, describe: Array.isArray(body.returningList) && body.returningList.length > 0 };
+  return { dash, base, rw, describe: Array.isArray(body.returningList) && body.returningList.length > 0, statements: new Map() };
 }
 
 /** Keys whose integer constants PostgreSQL reads as output column positions. */

@@ -23,6 +23,8 @@ const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
 export function preparedWriteReq(text: string, form: ParamForm): Req {
   const { stmt, bind } = form;
   const tail = form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC];
+  /** Per node: the statement closed to make room, known gone once the request ran. */
+  const evicted = new Map<NodeConnection, string>();
   return {
     text,
     forNode(c: NodeConnection) {
@@ -38,17 +40,21 @@ export function preparedWriteReq(text: string, form: ParamForm): Req {
         own.delete(oldest);
         inject.push(encodeClose({ kind: 'S', name: oldest }));
         c.prepared.set(oldest, UNKNOWN_STATEMENT); // until the Close is known to have run
+        evicted.set(c, oldest);
       }
       inject.push(stmt.parse);
       return { bufs: [...inject, ...tail], skip: inject.length + 1 };
     },
     after(c: NodeConnection, r: ExchangeResult) {
       if (r.lost) return;
+      const gone = evicted.get(c);
       if (!r.error) {
         c.prepared.set(stmt.name, stmt.sql);
+        if (gone !== undefined) c.prepared.delete(gone);
         return;
       }
       c.prepared.set(stmt.name, UNKNOWN_STATEMENT);
+      if (gone !== undefined) c.prepared.set(gone, UNKNOWN_STATEMENT);
       const p = r.error['P'];
       if (p === undefined) return;
       // The position is in the text the node parsed: move it to the client's.

@@ -547,7 +547,6 @@ export class Router {
       return;
     }
     // CREATE/ALTER ROLE ... PASSWORD 'plain': every node gets the verifier the coordinator computed (src/txn/role-password.ts).
-    const req = isRolePasswordStatement(s) ? await rolePasswordReq(this.exec, s.text, writeReq) : writeReq(plan.text);
     const writes = this.ctx.config.writes;
     const inTxn = this.exec.txn !== null && this.s.status === 'T';
     const hold = inTxn && writes?.replicate !== 'per_statement';
@@ -555,7 +554,11 @@ export class Router {
     const keyed = s.keyed && (hold || prepare) ? await this.keyedMode(s, plan) : null;
     // A keyed write sent as a Query runs on the nodes as a prepared statement (src/sql/parameterize.ts).
     const form = keyed && prepare && text !== null ? parameterize(text, timeValues(this.exec.txnStart())) : null;
-    await this.exec.fanOut(this.withPlan(form && text !== null ? preparedWriteReq(text, form) : req, plan), !this.exec.txn, hold ? keyed : null);
+    let req: Req;
+    if (form && text !== null) req = preparedWriteReq(text, form);
+    else if (isRolePasswordStatement(s)) req = await rolePasswordReq(this.exec, s.text, writeReq);
+    else req = writeReq(plan.text);
+    await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, hold ? keyed : null);
     this.afterWrite(s);
   }
 
