@@ -155,11 +155,8 @@ export class TwoPhaseCommit {
       failpoint('after-all-prepares');
       // PREPARE of a failed transaction answers ROLLBACK (tag) without an error.
       const ok = (r: ExchangeResult): boolean => !r.lost && !r.error && r.tags[0] === 'PREPARE TRANSACTION';
-      const rollback = (rs: ExchangeResult[]): Promise<unknown> =>
-        Promise.all([
-          ...rs.filter(ok).map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))),
-          ...(plain && !plain.closed ? [plain.exchange(encodeQuery('ROLLBACK'))] : []),
-        ]);
+      const rollbackPrepared = (rs: ExchangeResult[]): Promise<unknown> =>
+        Promise.all(rs.filter(ok).map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))));
       // The held writes' vote: nodes it put out (lost, outvoted) take no further part.
       const check = held ? held.settle(heldAnswers) : null;
       const results = check ? answered.filter((r) => !check.out.has(r.node)) : answered;
@@ -168,7 +165,7 @@ export class TwoPhaseCommit {
       const votes = prepared.length + (plain && !plain.closed ? 1 : 0);
       if (check?.error || votes < cluster.quorum || (failed.length > 0 && prepared.length === 0)) {
         advance(entry, 'aborting');
-        await rollback(answered);
+        await Promise.all([rollbackPrepared(answered), plain && !plain.closed ? plain.exchange(encodeQuery('ROLLBACK')) : null]);
         await check?.eject();
         for (const r of failed) if (r.lost) this.eject(r, 'down', 'lost during PREPARE TRANSACTION');
         advance(entry, 'aborted');
@@ -177,7 +174,7 @@ export class TwoPhaseCommit {
       }
       // Nodes outvoted on a held write prepared a transaction that differs: theirs is rolled back.
       if (check) {
-        await Promise.all(answered.filter((r) => ok(r) && check.out.has(r.node)).map((r) => r.node.exchange(encodeQuery(`ROLLBACK PREPARED ${lit(gid)}`))));
+        await rollbackPrepared(answered.filter((r) => check.out.has(r.node)));
         await check.eject();
       }
       // Enough votes: nodes that could not prepare leave service before the client hears anything,

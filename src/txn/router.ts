@@ -104,11 +104,12 @@ export class Router {
         return;
       }
     }
-    const committing = kind === 'commit' && this.s.status === 'T' && txn.wrote; // two-phase commit: it runs the held writes with the PREPAREs
+    // Two-phase commit runs the held writes in the same exchange as the PREPAREs (src/txn/commit.ts).
+    const heldWith = kind === 'commit' && this.s.status === 'T' && txn.wrote ? this.exec.heldConns() : [];
     if (kind === 'rollback' || (kind === 'commit' && this.s.status === 'E')) this.exec.dropHeld(txn); // the other nodes never run them
-    else if (!committing && !(await this.exec.catchUp(kind === 'commit'))) return; // SAVEPOINT, ROLLBACK TO ...: the others run the held writes first
+    else if (heldWith.length === 0 && !(await this.exec.catchUp(kind === 'commit'))) return; // SAVEPOINT, ROLLBACK TO ...: the others run the held writes first
     const home = this.exec.txnHome(txn);
-    const live = [...new Set([...txn.joined, ...(committing ? this.exec.heldConns() : [])])].filter((c) => !c.closed);
+    const live = [...new Set([...txn.joined, ...heldWith])].filter((c) => !c.closed);
     const joined = live.length > 0 ? live : [home]; // a lazily begun transaction: its home takes the statement (with the BEGIN)
     if (kind === 'begin' || (this.s.status === 'E' && kind !== 'commit' && kind !== 'rollback' && kind !== 'rollback_to')) {
       await this.exec.read(home, req, false); // warning "already in a transaction", or 25P02

@@ -37,8 +37,15 @@ test('two-phase commit: explicit and autocommit writes leave no prepared transac
 
 test('without a quorum writes are refused with 25006 and reads go on', async () => {
   const c = await fx.coord.client();
+  // A transaction whose only write is held on the main node (docs/routing.md): the others stop before its COMMIT.
+  const h = await fx.coord.client();
+  await h.query('BEGIN');
+  await h.query('INSERT INTO q VALUES (50)');
   await stopNode(2);
   await stopNode(1);
+  await assert.rejects(h.query('COMMIT'), (e: { code?: string }) => /^(25006|40001)$/.test(e.code ?? ''));
+  assert.equal(fx.cluster.psqlNode(0, 'SELECT count(*) FROM q WHERE id = 50'), '0', 'the main node did not commit alone');
+  assert.equal(fx.cluster.psqlNode(0, 'SELECT count(*) FROM pg_prepared_xacts'), '0');
   const t0 = Date.now();
   // The first write may meet the dead connections; within a few tries the refusal is clean.
   let code = '';
