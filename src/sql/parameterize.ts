@@ -85,10 +85,10 @@ export function literalType(text: string): number | null {
 
 /**
  * The prepared form of a one-statement text, or null when it has none.
- * `times`: the transaction's clock values, for statements with time
- * functions (null: the text must have none).
+ * `times` gives the transaction's clock values, asked for only by
+ * statements with time functions.
  */
-export function parameterize(text: string, times: TimeValues | null): ParamForm | null {
+export function parameterize(text: string, times: () => TimeValues): ParamForm | null {
   const shape = shapeSpans(text);
   if (!shape) return null;
   let t = templates.get(shape.key);
@@ -96,7 +96,7 @@ export function parameterize(text: string, times: TimeValues | null): ParamForm 
     t = template(text, shape.buf, shape.spans);
     templates.set(shape.key, t);
   }
-  if (!t || (t.rw && !times)) return null;
+  if (!t) return null;
   const { buf, spans } = shape;
   const values: Buffer[] = [];
   const types: number[] = [];
@@ -110,8 +110,9 @@ export function parameterize(text: string, times: TimeValues | null): ParamForm 
     types.push(type);
   }
   if (t.rw) {
+    const tv = times();
     for (const k of t.rw.added) {
-      values.push(Buffer.from(formatTimestamptz(times![k])));
+      values.push(Buffer.from(formatTimestamptz(tv[k])));
       types.push(0); // the rewrite casts explicitly
     }
   }

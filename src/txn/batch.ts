@@ -13,7 +13,6 @@ import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/rewrite.js';
 import type { Executor, Req } from './executor.js';
-import { timeValues } from './times.js';
 import { refuseExtendedRolePassword } from './role-password.js';
 
 export interface BatchDecoders {
@@ -60,7 +59,6 @@ export interface PlannedBatch {
   /** Set when the batch uses a portal that exists on one node only. */
   pinnedTo: NodeConnection | null;
 }
-
 
 export class BatchPlanner {
   readonly statements = new Map<string, StatementDef>();
@@ -109,7 +107,7 @@ export class BatchPlanner {
 
   /** A Bind for a rewritten statement: the client's parameters plus the time values. */
   private bindWithTimes(b: Bind, rw: ParamRewrite): Buffer {
-    const tv = timeValues(this.exec.txnStart());
+    const tv = this.exec.times();
     const added = rw.added.map((k) => Buffer.from(formatTimestamptz(tv[k])));
     let formats = b.paramFormats;
     if (formats.length === 1) formats = new Array<number>(b.params.length).fill(formats[0]!);

@@ -80,7 +80,14 @@ export interface HeldCommit {
    * part; eject() makes the outvoted `diverged` (after what they prepared
    * was rolled back on their connections, which close when they leave `up`).
    */
-  settle(answers: Map<NodeConnection, ExchangeResult[]>): { error: PgqError | null; out: Set<NodeConnection>; eject(): Promise<void> };
+  settle(answers: Map<NodeConnection, ExchangeResult[]>): HeldVote;
+}
+
+/** The vote on held writes (Executor.settleHeld()). */
+export interface HeldVote {
+  error: PgqError | null;
+  out: Set<NodeConnection>;
+  eject(): Promise<void>;
 }
 
 /** Quote a GID as an SQL literal (GIDs are ours: letters, digits, '_'). */

@@ -35,11 +35,11 @@ import {
 } from '../protocol/backend.js';
 import { encodeCopyFail, encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
-import { rewriteSimple } from '../sql/rewrite.js';
+import { rewriteSimple, type TimeValues } from '../sql/rewrite.js';
 import { rowsDigest, vote } from './vote.js';
 import { refuse } from '../determinism/plan.js';
 import { quoteLiteral } from '../determinism/catalog.js';
-import type { CommitOutcome, HeldCommit } from './commit.js';
+import type { CommitOutcome, HeldCommit, HeldVote } from './commit.js';
 import { redactSql } from '../sql/redact.js';
 import { nowMicros, timeValues } from './times.js';
 import { BatchPlanner, type BatchDecoders, type PlannedBatch } from './batch.js';
@@ -101,11 +101,6 @@ function notRun(c: NodeConnection): ExchangeResult {
   return { node: c, status: 'T', tags: [], error: null, frames: [], lost: null, terminals: 0 };
 }
 
-/** The result for a node whose connection closed before it could run a request. */
-function closedResult(c: NodeConnection): ExchangeResult {
-  return { ...notRun(c), status: null, lost: new PgqError('ERR_CONN_CLOSED', `connection to node ${c.node.id} closed by the coordinator`, { sqlstate: SqlState.CONNECTION_FAILURE }) };
-}
-
 const NOT_RUN = Object.freeze({ S: 'ERROR', C: '25P02', M: 'the held write did not run on this node: the transaction rolled back' });
 
 /** A transaction holds at most this many writes, or about this many bytes of them; the next write makes the other nodes catch up. */
@@ -125,13 +120,6 @@ interface Held {
   /** The messages for each other node, rendered when the main node ran it. */
   bodies: Map<NodeConnection, { bufs: Buffer[]; skip: number }>;
   after: Req['after'];
-}
-
-/** The vote on held writes (Executor.settleHeld()). */
-interface HeldVote {
-  error: PgqError | null;
-  out: Set<NodeConnection>;
-  eject(): Promise<void>;
 }
 
 /** Held writes taken out of a transaction to run on the other nodes (Executor.takeHeld()). */
@@ -956,7 +944,8 @@ export class Executor {
 
   /**
    * The vote on each held write, over the main node's answer and the
-   * others' (`answers[j]` is `run.conns[j]`'s, one result per write).
+   * others' (`answers[j]` is `run.conns[j]`'s, one result per write;
+   * missing: its connection closed before it could run them).
    * `out` holds the outvoted nodes and the lost ones (their later answers
    * do not count); eject() makes the outvoted `diverged`, durably (the
    * caller may first roll back what they prepared on their connections,
@@ -965,7 +954,7 @@ export class Executor {
    * victim, or the main node outvoted (the client already has its answer,
    * so the transaction cannot go on).
    */
-  settleHeld(run: HeldRun, answers: ExchangeResult[][]): HeldVote {
+  settleHeld(run: HeldRun, answers: (ExchangeResult[] | undefined)[]): HeldVote {
     const txn = this.txn;
     const { held, conns } = run;
     const main = held[0]!.main.node;
@@ -976,10 +965,15 @@ export class Executor {
       await this.ctx.cluster.persisted(); // ejections are durable before the client hears anything more
     };
     conns.forEach((c, j) => {
-      if (txn && !answers[j]![0]!.lost) txn.joined.add(c);
+      const a = answers[j];
+      if (!a) {
+        out.add(c);
+        return;
+      }
+      if (txn && !a[0]!.lost) txn.joined.add(c);
       // What failed here did not create the statements it was counted as creating when it was held.
       held.forEach((h, i) => {
-        const r = answers[j]![i]!;
+        const r = a[i]!;
         if (r.error && !r.lost) h.after?.(c, r, false);
       });
     });
@@ -990,7 +984,7 @@ export class Executor {
       const results: ExchangeResult[] = [h.main];
       conns.forEach((c, j) => {
         if (out.has(c)) return;
-        const r = answers[j]![i]!;
+        const r = answers[j]![i]!; // out: no answers
         if (r.lost) {
           out.add(c);
           this.nodeLost(c, r.lost);
@@ -1048,20 +1042,20 @@ export class Executor {
    */
   async commitNodes(conns: NodeConnection[], plain: NodeConnection | null): Promise<CommitOutcome> {
     await this.ctx.writes.beforeCommit(this.writer); // nodes this write went without: marked first
-    // Held writes go to the other nodes in the same socket write as their PREPARE TRANSACTION.
+    // Held writes go to the other nodes (among `conns`: heldConns()) in the same socket write as their PREPARE TRANSACTION.
     const run = this.takeHeld();
-    const live = [...new Set([...conns, ...(run?.conns ?? [])])].filter((c) => !c.closed);
+    const live = conns.filter((c) => !c.closed);
     if (live.length > 1) {
       const held: HeldCommit | undefined = run
         ? {
             before: (c) => (run.conns.includes(c) ? run.reqs(c) : []),
-            settle: (answers) => this.settleHeld(run, run.conns.map((c) => answers.get(c) ?? run.held.map(() => closedResult(c)))),
+            settle: (answers) => this.settleHeld(run, run.conns.map((c) => answers.get(c))),
           }
         : undefined;
       return this.ctx.commit.commit(live, this.s.id, plain && !plain.closed ? plain : null, held);
     }
     if (run) {
-      const v = this.settleHeld(run, run.conns.map((c) => run.held.map(() => closedResult(c)))); // no other node is left to run them
+      const v = this.settleHeld(run, []); // no other node is left to run them
       await v.eject();
       if (v.error) return { ok: false, error: v.error };
     }
@@ -1115,6 +1109,11 @@ export class Executor {
    * this statement outside one. A lazily begun transaction starts on the
    * nodes with its first statement: its time is fixed then.
    */
+  /** The clock values of txnStart() (what the time functions of this statement return). */
+  times(): TimeValues {
+    return timeValues(this.txnStart());
+  }
+
   txnStart(): bigint {
     const txn = this.txn;
     if (!txn) return nowMicros();

@@ -12,7 +12,6 @@ import { classify, type StatementInfo } from '../sql/classify.js';
 import { rewriteSimple } from '../sql/rewrite.js';
 import { isRolePasswordStatement, rewriteRolePassword, type RolePasswordOptions } from '../sql/role-password.js';
 import type { Executor, Req } from './executor.js';
-import { timeValues } from './times.js';
 
 export { isRolePasswordStatement };
 
@@ -81,7 +80,7 @@ export async function rolePasswordReq(exec: Executor, sql: string, fallback: () 
   }
   const text = rewriteRolePassword(sql, s.encryption, s);
   if (text === null) return fallback();
-  const out = rewriteSimple(text, timeValues(exec.txnStart())) ?? text;
+  const out = rewriteSimple(text, exec.times()) ?? text;
   const msg = encodeQuery(out);
   return { forNode: () => ({ bufs: [msg], skip: 0 }), text: out };
 }

@@ -14,7 +14,6 @@ import { classify, type Classification, type StatementInfo } from '../sql/classi
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
-import { timeValues } from './times.js';
 import type { BatchDecoders, PlannedBatch } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
 import { isPgquorumSetting, pgquorumSetting } from '../admin/barrier-command.js';
@@ -279,13 +278,12 @@ export class Router {
   /** A write's Query with time values fixed by the coordinator; `filled`: the text with defaults made explicit. */
   private rewritten(sql: string, cls: Classification, raw: Buffer, filled?: string | null): Req {
     if (filled) {
-      const text = rewriteSimple(filled, timeValues(this.exec.txnStart())) ?? filled;
+      const text = rewriteSimple(filled, this.exec.times()) ?? filled;
       const msg = encodeQuery(text);
       return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
     }
     if (!cls.needsRewrite) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
-    const txnStart = this.exec.txnStart();
-    const text = rewriteSimple(sql, timeValues(txnStart));
+    const text = rewriteSimple(sql, this.exec.times());
     const msg = text === null ? raw : encodeQuery(text);
     return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
   }
@@ -463,7 +461,7 @@ export class Router {
         }
         let wreq = req;
         if (p && p.timeParams.length > 0) {
-          const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, timeValues(this.exec.txnStart())));
+          const msg = encodeQuery(rewriteExecute(s.text, p.timeParams, this.exec.times()));
           wreq = { forNode: () => ({ bufs: [msg], skip: 0 }), text };
         }
         const plan = p && this.s.status !== 'E' ? await this.plan(p.inner, null) : NO_PLAN;
@@ -554,7 +552,7 @@ export class Router {
     const prepare = text !== null && plan.text === null && writes?.prepare !== 'off';
     const keyed = s.keyed && (hold || prepare) ? await this.keyedMode(s, plan) : null;
     // A keyed write sent as a Query runs on the nodes as a prepared statement (src/sql/parameterize.ts).
-    const form = keyed && prepare && text !== null ? parameterize(text, timeValues(this.exec.txnStart())) : null;
+    const form = keyed && prepare && text !== null ? parameterize(text, () => this.exec.times()) : null;
     let req: Req;
     if (form && text !== null) req = preparedWriteReq(text, form);
     else if (isRolePasswordStatement(s)) req = await rolePasswordReq(this.exec, s.text, writeReq);

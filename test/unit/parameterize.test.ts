@@ -11,7 +11,7 @@ before(async () => {
   await initParser();
 });
 
-const T = { transaction: new Date('2026-11-22T10:00:00.123Z'), statement: new Date('2026-11-22T10:00:01Z'), clock: new Date('2026-11-22T10:00:02Z') };
+const T = () => ({ transaction: new Date('2026-11-22T10:00:00.123Z'), statement: new Date('2026-11-22T10:00:01Z'), clock: new Date('2026-11-22T10:00:02Z') });
 
 function sent(sql: string): { sql: string; types: number[]; values: string[]; name: string; describe: boolean } | null {
   const f = parameterize(sql, T);
