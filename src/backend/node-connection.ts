@@ -91,6 +91,8 @@ function isTerminal(type: number): boolean {
 
 let connSeq = 0;
 const EMPTY = Buffer.alloc(0);
+/** Where every node connection's socket reads land before onData() gets its own copy (see connect()). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 interface Relay {
   out: (chunk: Buffer) => void;
@@ -136,7 +138,6 @@ export class NodeConnection {
     this.log = log;
     this.reader = new FrameReader({ maxMessageSize: 0x7fffffff });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.fail(this.lostError(e.message)));
     socket.on('close', () => this.fail(this.lostError('connection closed')));
   }
@@ -150,8 +151,21 @@ export class NodeConnection {
 
   /** Open a connection and log in. Rejects with the node's own error fields on refusal. */
   static async connect(node: ClusterNode, login: NodeLogin, log: Logger): Promise<NodeConnection> {
-    const socket = net.connect({ host: node.host, port: node.port });
-    const conn = new NodeConnection(node, socket, log);
+    let conn: NodeConnection | null = null;
+    const socket = net.connect({
+      host: node.host,
+      port: node.port,
+      // Read into one shared buffer and copy out what arrived (usually a few hundred bytes): no stream
+      // machinery and no fresh 64 KiB allocation per read. The copy is ours to keep (frames outlive the read).
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          conn?.onData(Buffer.from(buf.subarray(0, n)));
+          return true;
+        },
+      },
+    });
+    conn = new NodeConnection(node, socket, log);
     const timer = setTimeout(
       () => conn.fail(conn.lostError(`no login within ${login.connectTimeoutMs} ms`)),
       login.connectTimeoutMs,
