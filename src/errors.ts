@@ -19,6 +19,8 @@ export const SqlState = {
   ACTIVE_SQL_TRANSACTION: '25001',
   INSUFFICIENT_PRIVILEGE: '42501',
   UNDEFINED_OBJECT: '42704',
+  INVALID_SQL_STATEMENT_NAME: '26000',
+  DUPLICATE_PREPARED_STATEMENT: '42P05',
   /** pgquorum: a node is not in a state that allows the command (e.g. it needs recovery). */
   OBJECT_NOT_IN_PREREQUISITE_STATE: '55000',
   LOCK_NOT_AVAILABLE: '55P03',

@@ -94,9 +94,16 @@ const EMPTY = Buffer.alloc(0);
 /** Where every node connection's socket reads land before onData() gets its own copy (see connect()). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
+/** How a relayed answer ended: its ReadyForQuery status, or the loss; `refused`: see relay(). */
+export type RelayDone = (status: TxnStatus | null, lost: PgqError | null, forwarded: boolean, refused: boolean) => void;
+
 interface Relay {
   out: (chunk: Buffer) => void;
-  done: (status: TxnStatus | null, lost: PgqError | null, forwarded: boolean) => void;
+  done: RelayDone;
+  /** Leading ParseComplete / CloseComplete / BindComplete replies still to swallow. */
+  skip: number;
+  /** Something else came first (an error): nothing of the answer is passed on. */
+  refused: boolean;
   /** A frame whose end has not arrived yet. */
   tail: Buffer | null;
   forwarded: boolean;
@@ -262,7 +269,7 @@ export class NodeConnection {
       // The answer is complete: bytes after it are read as usual before the session hears of it.
       this.relaying = null;
       if (chunk.length > 0) this.readFrames(chunk);
-      relay.done(relay.status, null, relay.forwarded);
+      relay.done(relay.status, null, relay.forwarded, relay.refused);
       return;
     }
     this.readFrames(chunk);
@@ -321,18 +328,27 @@ export class NodeConnection {
     return this.handler !== null || this.relaying !== null;
   }
 
+  /** relay() can take a request now: open, idle, nothing unread. */
+  get relayable(): boolean {
+    return !this.closed && !this.busy && this.reader.buffered === 0;
+  }
+
   /**
-   * The read fast path: send one Query message and stream the node's answer
-   * to `out` in the chunks it arrives in, without cutting it into frames
-   * (only frame headers are walked, to find the end, FATAL errors and
-   * ParameterStatus). `done` is called once: with the ReadyForQuery status,
-   * or with the loss of the connection (`forwarded` says whether any of the
-   * answer was passed on). Returns false (nothing sent) when the connection
-   * cannot take it: closed, busy, or holding unread bytes.
+   * The read fast path: send one Query message (or a prepared statement's
+   * messages) and stream the node's answer to `out` in the chunks it arrives
+   * in, without cutting it into frames (only frame headers are walked, to
+   * find the end, FATAL errors and ParameterStatus). `skip`: that many
+   * leading ParseComplete / CloseComplete / BindComplete replies are
+   * swallowed; if anything else comes before them (an error), nothing of the
+   * answer is passed on and `done` says `refused`. `done` is called once:
+   * with the ReadyForQuery status, or with the loss of the connection
+   * (`forwarded` says whether any of the answer was passed on). Returns false
+   * (nothing sent) when the connection cannot take it: closed, busy, or
+   * holding unread bytes.
    */
-  relay(msg: Buffer, out: (chunk: Buffer) => void, done: (status: TxnStatus | null, lost: PgqError | null, forwarded: boolean) => void): boolean {
-    if (this.closed || this.busy || this.reader.buffered > 0) return false;
-    this.relaying = { out, done, tail: null, forwarded: false, status: null };
+  relay(msg: Buffer, out: (chunk: Buffer) => void, done: RelayDone, skip = 0): boolean {
+    if (!this.relayable) return false;
+    this.relaying = { out, done, skip, refused: false, tail: null, forwarded: false, status: null };
     this.socket.write(msg);
     return true;
   }
@@ -346,6 +362,8 @@ export class NodeConnection {
     }
     const n = buf.length;
     let o = 0;
+    /** Where the bytes to pass on start (after swallowed replies). */
+    let from = 0;
     let status: TxnStatus | null = null;
     while (o + 5 <= n) {
       const t = buf[o]!;
@@ -361,10 +379,19 @@ export class NodeConnection {
         o = end;
         break;
       }
+      if (r.skip > 0) {
+        if (len === 4 && (t === BE.ParseComplete || t === BE.CloseComplete || t === BE.BindComplete)) {
+          r.skip--;
+          from = o = end;
+          continue;
+        }
+        r.skip = 0;
+        r.refused = true;
+      }
       if (t === BE.ErrorResponse) {
         const lost = this.endedBy(decodeErrorFields(buf.subarray(o + 5, end)));
         if (lost) {
-          if (o > 0) this.relayOut(r, buf.subarray(0, o));
+          if (o > from) this.relayOut(r, buf.subarray(from, o));
           this.fail(lost);
           return EMPTY;
         }
@@ -374,15 +401,16 @@ export class NodeConnection {
     if (status === null) {
       // The answer goes on: pass on the whole frames, keep a partial one.
       if (o < n) r.tail = buf.subarray(o);
-      if (o > 0) this.relayOut(r, buf.subarray(0, o));
+      if (o > from) this.relayOut(r, buf.subarray(from, o));
       return EMPTY;
     }
-    this.relayOut(r, o === n ? buf : buf.subarray(0, o));
+    if (o > from) this.relayOut(r, from === 0 && o === n ? buf : buf.subarray(from, o));
     r.status = status;
     return o === n ? EMPTY : buf.subarray(o);
   }
 
   private relayOut(r: Relay, b: Buffer): void {
+    if (r.refused) return;
     r.forwarded = true;
     r.out(b);
   }
@@ -391,7 +419,7 @@ export class NodeConnection {
     const r = this.relaying;
     if (!r) return;
     this.relaying = null;
-    r.done(status, lost, r.forwarded);
+    r.done(status, lost, r.forwarded, r.refused);
   }
 
   /** Stop reading (backpressure from a slow client). */

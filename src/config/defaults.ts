@@ -32,6 +32,7 @@ export const DEFAULTS = {
   },
   reads: {
     balance: 'session',
+    prepare: 'keyed',
   },
   writes: {
     replicate: 'at_commit',

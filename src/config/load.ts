@@ -79,8 +79,11 @@ export function validateConfig(raw: unknown, file?: string): Config {
   };
 
   const r = optObject(root.reads, 'reads');
-  refuseUnknown(r, 'reads', ['balance']);
-  const reads = { balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const) };
+  refuseUnknown(r, 'reads', ['balance', 'prepare']);
+  const reads = {
+    balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const),
+    prepare: oneOf(r.prepare ?? DEFAULTS.reads.prepare, 'reads.prepare', ['keyed', 'off'] as const),
+  };
 
   const w = optObject(root.writes, 'writes');
   refuseUnknown(w, 'writes', ['replicate', 'prepare']);

@@ -73,6 +73,8 @@ export interface Config {
   reads: {
     /** 'session': each session reads from one node, chosen when it first reads; 'statement': each read chooses. */
     balance: 'session' | 'statement';
+    /** 'keyed': a SELECT of one row by a unique key sent by the simple protocol runs on its node as a prepared statement; 'off': as sent. */
+    prepare: 'keyed' | 'off';
   };
   /** When the other nodes run a transaction's writes (docs/config.md `writes`). */
   writes: {

@@ -15,6 +15,7 @@ import type { CoordinatorContext } from '../context.js';
 import { ClientIO } from './client-io.js';
 import { Executor } from '../txn/executor.js';
 import { Router } from '../txn/router.js';
+import { preparedReq } from '../txn/prepared-write.js';
 import type { Classification } from '../sql/classify.js';
 
 type Unit =
@@ -28,9 +29,14 @@ interface QueryUnit {
   frame: Frame;
   sql?: string;
   cls?: Classification;
+  /** Its prepared form was refused on the node: it goes as sent. */
+  unprepared?: boolean;
 }
 
 let sessionSeq = 0;
+
+/** What a relayed prepared read's bookkeeping hears when the node refused its prepared form (the error itself is not passed on). */
+const REFUSED = Object.freeze({ S: 'ERROR', C: '26000', M: 'the prepared form of the read was refused; it runs as sent' });
 
 export class Session {
   readonly id = ++sessionSeq;
@@ -236,26 +242,42 @@ export class Session {
    * machinery. Anything else, or a connection that cannot take it, goes the
    * usual way (false). A node lost before any of its answer was passed on
    * is retried the usual way (on another node); after, the client gets 40001.
+   * A keyed read goes as a prepared statement (docs/routing.md); one whose
+   * prepared form the node refused (an error before BindComplete) goes
+   * again, as sent.
    */
   private fastRead(u: QueryUnit): boolean {
     // Nothing is pending before it: a malformed Query ends the session here as it would in process().
-    const target = this.router.fastReadTarget((u.sql = decodeQuery(u.frame.payload)));
+    const sql = (u.sql = decodeQuery(u.frame.payload));
+    const target = this.router.fastReadTarget(sql);
     if (target.cls) u.cls = target.cls;
     const c = target.conn;
-    if (!c) return false;
+    if (!c || !c.relayable) return false;
     const client = this.client;
     const exec = this.exec;
     const node = c.node;
+    const req = target.form ? preparedReq(sql, target.form) : null;
+    let msg = u.frame.raw;
+    let skip = 0;
+    if (req) {
+      const body = req.forNode(c);
+      msg = body.bufs.length === 1 ? body.bufs[0]! : Buffer.concat(body.bufs);
+      skip = body.skip;
+    }
     const ok = c.relay(
-      u.frame.raw,
+      msg,
       (chunk) => {
         client.send(chunk);
         exec.throttle(c);
       },
-      (status, lost, forwarded) => {
+      (status, lost, forwarded, refused) => {
         node.inflight--;
         exec.busy = false;
-        if (lost && !forwarded && !this.closed) this.queue.unshift(u);
+        req?.after?.(c, { node: c, status, tags: [], error: refused ? { ...REFUSED } : null, frames: [], lost, terminals: 0 }, forwarded);
+        if (refused && !this.closed) {
+          u.unprepared = true;
+          this.queue.unshift(u);
+        } else if (lost && !forwarded && !this.closed) this.queue.unshift(u);
         else if (lost) exec.sendError(exec.lostInRequest(lost), true);
         else if (status) this.status = status;
         exec.flushAsync();
@@ -263,6 +285,7 @@ export class Session {
         this.runEnded();
         if (!this.closed && this.queue.length > 0) void this.drain();
       },
+      skip,
     );
     if (!ok) return false;
     node.inflight++;
@@ -302,7 +325,7 @@ export class Session {
 
   private async process(u: Unit): Promise<void> {
     if (u.kind === 'query') {
-      await this.router.simpleQuery(u.sql ?? decodeQuery(u.frame.payload), u.frame, u.cls);
+      await this.router.simpleQuery(u.sql ?? decodeQuery(u.frame.payload), u.frame, u.cls, u.unprepared === true);
     } else if (u.kind === 'batch') {
       await this.router.batch(u.frames, u.end, {
         parse: decodeParse,

@@ -9,7 +9,7 @@ import { commandTag } from './tags.js';
 import type { Edit, TimeKind } from './timespans.js';
 import { addRelationName, newCtx, quotedRangeVarName, walkWith, type WalkCtx } from './walk.js';
 import { insertShape } from './insert-shape.js';
-import { keyedWrite } from './keyed-write.js';
+import { keyedRead, keyedWrite } from './keyed-write.js';
 import { isWriteStatement, type StatementInfo, type StatementKind, type TxnOptions } from './types.js';
 
 export interface DescribeEnv {
@@ -184,6 +184,10 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
       walkAll(true);
       info.kind = queryKind(ctx, info);
       if (ctx.modifying || ctx.into) info.dataWrite = true;
+      if (info.kind === 'read') {
+        const k = keyedRead(body);
+        if (k) info.keyedRead = { table: quotedRangeVarName(k.rel), eq: k.eq };
+      }
       const t = tempName((body.intoClause as Obj | undefined)?.rel);
       if (t) info.createsTemp = t;
       break;

@@ -19,6 +19,29 @@
 import type { Obj } from './ast.js';
 import type { KeyedWrite } from './types.js';
 
+/**
+ * The table and `=` columns of a SelectStmt that reads one table and
+ * nothing else (no join, subquery, CTE, set operation, locking clause or
+ * INTO), or undefined. With a unique key among the columns (the router asks
+ * the catalog) it reads at most one row, and its generic plan is the
+ * obvious one, so it may run as a prepared statement (parameterize.ts).
+ */
+export function keyedRead(body: Obj): { rel: Obj; eq: string[] } | undefined {
+  if (body.withClause || body.intoClause || nonEmpty(body.lockingClause) || nonEmpty(body.valuesLists)) return undefined;
+  if (body.op !== undefined && body.op !== 'SETOP_NONE') return undefined;
+  const from = body.fromClause;
+  if (!Array.isArray(from) || from.length !== 1) return undefined;
+  const rel = (from[0] as { RangeVar?: Obj }).RangeVar;
+  if (!rel || typeof rel.relname !== 'string' || rel.inh !== true) return undefined; // ONLY t: left alone
+  for (const k in body) if (k !== 'fromClause' && hasAny(body[k], READERS)) return undefined;
+  const eq: string[] = [];
+  for (const term of andTerms(body.whereClause)) {
+    const col = equalityColumn(term);
+    if (col !== null && !eq.includes(col)) eq.push(col);
+  }
+  return eq.length > 0 ? { rel, eq } : undefined;
+}
+
 /** The KeyedWrite of an InsertStmt / UpdateStmt / DeleteStmt body, or undefined when it is not one. */
 export function keyedWrite(type: string, body: Obj): KeyedWrite | undefined {
   if (body.withClause) return undefined;

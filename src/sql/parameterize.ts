@@ -1,5 +1,6 @@
-// Keyed writes sent by the simple protocol run on the nodes as server-side
-// prepared statements (docs/routing.md "Keyed writes as prepared statements"):
+// Keyed writes (and keyed reads) sent by the simple protocol run on the nodes
+// as server-side prepared statements (docs/routing.md "Keyed statements as
+// prepared statements"):
 // `UPDATE pgbench_accounts SET abalance = abalance + -17 WHERE aid = 4711`
 // goes to every node as `... + $1 WHERE aid = $2`, parsed once per node
 // connection, then bound with this text's numbers. PostgreSQL then skips
@@ -40,7 +41,7 @@ export interface ParamForm {
   stmt: NodeStatement;
   /** The Bind of the unnamed portal with this text's values. */
   bind: Buffer;
-  /** RETURNING: the portal is described, so that the rows come with their RowDescription as in the simple protocol. */
+  /** SELECT, RETURNING: the portal is described, so that the rows come with their RowDescription as in the simple protocol. */
   describe: boolean;
   /** A position (1-based, characters) in `stmt.sql` mapped to the client's text. */
   position(p: number): number;
@@ -86,9 +87,10 @@ export function literalType(text: string): number | null {
 /**
  * The prepared form of a one-statement text, or null when it has none.
  * `times` gives the transaction's clock values, asked for only by
- * statements with time functions.
+ * statements with time functions; null (reads): such a statement has no
+ * prepared form (a read takes the node's own clock, as sent).
  */
-export function parameterize(text: string, times: () => TimeValues): ParamForm | null {
+export function parameterize(text: string, times: (() => TimeValues) | null): ParamForm | null {
   const shape = shapeSpans(text);
   if (!shape) return null;
   let t = templates.get(shape.key);
@@ -96,7 +98,7 @@ export function parameterize(text: string, times: () => TimeValues): ParamForm |
     t = template(text, shape.buf, shape.spans);
     templates.set(shape.key, t);
   }
-  if (!t) return null;
+  if (!t || (t.rw && times === null)) return null;
   const { buf, spans } = shape;
   const values: Buffer[] = [];
   const types: number[] = [];
@@ -109,7 +111,7 @@ export function parameterize(text: string, times: () => TimeValues): ParamForm |
     values.push(dash > 1 ? Buffer.from(v, 'latin1') : buf.subarray(spans[i]! - dash, spans[i + 1]!));
     types.push(type);
   }
-  if (t.rw) {
+  if (t.rw && times) {
     const tv = times();
     for (const k of t.rw.added) {
       values.push(Buffer.from(formatTimestamptz(tv[k])));
@@ -169,7 +171,9 @@ function template(text: string, buf: Buffer, spans: number[]): Template | null {
   const base = out + buf.toString('utf8', last);
   const rw = rewriteExtended(base);
   const body = Object.values(stmt)[0] as Obj;
-  return { dash, base, rw, describe: Array.isArray(body.returningList) && body.returningList.length > 0, statements: new Map() };
+  // Rows come back with their RowDescription, as in the simple protocol: a SELECT's, or a RETURNING list's.
+  const describe = 'SelectStmt' in stmt || (Array.isArray(body.returningList) && body.returningList.length > 0);
+  return { dash, base, rw, describe, statements: new Map() };
 }
 
 /** Keys whose integer constants PostgreSQL reads as output column positions. */

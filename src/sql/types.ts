@@ -51,6 +51,14 @@ export interface KeyedWrite {
   eq: string[] | null;
 }
 
+/** A SELECT of one table whose WHERE compares columns with `=` to values (src/sql/keyed-write.ts keyedRead). */
+export interface KeyedRead {
+  /** the table (quoted regclass text) */
+  table: string;
+  /** the columns compared with `=` to a value */
+  eq: string[];
+}
+
 export interface StatementInfo {
   kind: StatementKind;
   /** the command tag PostgreSQL would send, without counts ('' after a syntax error) */
@@ -125,6 +133,8 @@ export interface StatementInfo {
   dataWrite?: boolean;
   /** INSERT ... VALUES, or UPDATE / DELETE selecting rows by `column = value` terms: may wait until COMMIT to reach the other nodes (src/sql/keyed-write.ts) */
   keyed?: KeyedWrite;
+  /** a read of one table by `column = value` terms: with a unique key among them, it may run on its node as a prepared statement (docs/routing.md) */
+  keyedRead?: KeyedRead;
 }
 
 /** Where an INSERT's parts are (byte offsets into the analysed text), for adding columns to it. */

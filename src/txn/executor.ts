@@ -70,6 +70,10 @@ export interface Req {
   expect?: number;
   /** Bookkeeping after a node answered. */
   after?(c: NodeConnection, r: ExchangeResult, forwarded: boolean): void;
+  /** An ErrorResponse forwarded live, as the client must see it (a prepared form's position mapped to the client's text). */
+  mapError?(raw: Buffer): Buffer;
+  /** A simple Query that must go as sent (its prepared form was refused on the node). */
+  unprepared?: boolean;
   /** Short text for logs. */
   text: string;
   /** A simple-protocol Query holding exactly the statement being routed. */
@@ -502,7 +506,7 @@ export class Executor {
         }
         if (!o.live) return;
         forwarded = true;
-        this.forward(f.raw, f.type);
+        this.forward(f.type === BE.ErrorResponse && req.mapError ? req.mapError(f.raw) : f.raw, f.type);
         this.throttle(c);
       },
     });

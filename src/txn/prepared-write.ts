@@ -1,18 +1,35 @@
-// The request for a keyed write the client sent by the simple protocol, run
-// on every node as a server-side prepared statement (src/sql/parameterize.ts,
-// docs/routing.md "Keyed writes as prepared statements"). Each node
+// The request for a keyed write (or keyed read) the client sent by the simple
+// protocol, run on the nodes as a server-side prepared statement
+// (src/sql/parameterize.ts, docs/routing.md "Keyed statements as prepared
+// statements"). Each node
 // connection gets the statement's Parse the first time it needs it; a
 // connection keeps at most MAX_OWN_STATEMENTS of them (the least recently
 // used is closed to make room). The answer the client sees is the simple
-// protocol's: ParseComplete and BindComplete are skipped, a RETURNING list's
-// rows come with the RowDescription of a portal Describe, and an error's
-// position is mapped back to the client's text.
+// protocol's: ParseComplete and BindComplete are skipped, a SELECT's or a
+// RETURNING list's rows come with the RowDescription of a portal Describe,
+// and an error's position is mapped back to the client's text.
 import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../backend/node-connection.js';
 import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend.js';
 import { BE } from '../protocol/constants.js';
 import { SYNC, encodeClose, encodeDescribe, encodeExecute } from '../protocol/frontend.js';
 import type { ParamForm } from '../sql/parameterize.js';
+import { PgqError, SqlState } from '../errors.js';
 import type { Req } from './executor.js';
+
+/** Names of the coordinator's own statements (src/sql/parameterize.ts names them pgquorum_<n>). */
+export const OWN_STATEMENT_NAME = /^pgquorum_[0-9]+$/;
+
+/**
+ * PREPARE or DEALLOCATE by the client of a name of the coordinator's own:
+ * refused (the nodes hold such a statement or not depending on where the
+ * coordinator needed it, so running it would make them answer differently).
+ */
+export function ownNameError(kind: 'prepare' | 'deallocate', name: string): PgqError {
+  const hint = 'Statements named pgquorum_<n> are the coordinator\'s own (docs/routing.md "Keyed statements as prepared statements"); use another name.';
+  return kind === 'prepare'
+    ? new PgqError('ERR_OWN_STATEMENT_NAME', `prepared statement "${name}" already exists`, { sqlstate: SqlState.DUPLICATE_PREPARED_STATEMENT, hint })
+    : new PgqError('ERR_OWN_STATEMENT_NAME', `prepared statement "${name}" does not exist`, { sqlstate: SqlState.INVALID_SQL_STATEMENT_NAME, hint });
+}
 
 /** Statements of the coordinator's own a node connection keeps at most. */
 export const MAX_OWN_STATEMENTS = 64;
@@ -20,13 +37,21 @@ export const MAX_OWN_STATEMENTS = 64;
 const DESCRIBE_PORTAL = encodeDescribe({ kind: 'P', name: '' });
 const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
 
-export function preparedWriteReq(text: string, form: ParamForm): Req {
+/** An ErrorResponse frame with its position (if any) mapped from the sent text to the client's. */
+function mapErrorFrame(raw: Buffer, form: ParamForm): Buffer {
+  const e = decodeErrorFields(raw.subarray(5));
+  if (e['P'] === undefined) return raw;
+  return encodeErrorResponse({ ...e, P: String(form.position(Number(e['P']))) });
+}
+
+export function preparedReq(text: string, form: ParamForm): Req {
   const { stmt, bind } = form;
   const tail = form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC];
   /** Per node: the statement closed to make room, known gone once the request ran. */
   const evicted = new Map<NodeConnection, string>();
   return {
     text,
+    mapError: (raw) => mapErrorFrame(raw, form),
     forNode(c: NodeConnection) {
       const own = c.ownStatements;
       const has = c.prepared.get(stmt.name);
@@ -57,11 +82,10 @@ export function preparedWriteReq(text: string, form: ParamForm): Req {
       if (gone !== undefined) c.prepared.set(gone, UNKNOWN_STATEMENT);
       const p = r.error['P'];
       if (p === undefined) return;
-      // The position is in the text the node parsed: move it to the client's.
-      const at = String(form.position(Number(p)));
-      r.error['P'] = at;
+      // The position is in the text the node parsed: move it to the client's (frames forwarded live were mapped by mapError).
+      r.error['P'] = String(form.position(Number(p)));
       const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
-      if (i >= 0) r.frames[i] = encodeErrorResponse({ ...decodeErrorFields(r.frames[i]!.subarray(5)), P: at });
+      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, form);
     },
   };
 }

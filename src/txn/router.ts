@@ -23,8 +23,8 @@ import { encodeNoticeResponse } from '../protocol/backend.js';
 import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
-import { parameterize } from '../sql/parameterize.js';
-import { preparedWriteReq } from './prepared-write.js';
+import { parameterize, type ParamForm } from '../sql/parameterize.js';
+import { OWN_STATEMENT_NAME, ownNameError, preparedReq } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
@@ -201,7 +201,7 @@ export class Router {
    * usual path then runs it, and reports whatever is wrong with it); and
    * the Query's classification when it was made (the usual path reuses it).
    */
-  fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification } {
+  fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification; form?: ParamForm | null } {
     const exec = this.exec;
     const none = { conn: null };
     if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return none;
@@ -214,25 +214,64 @@ export class Router {
     }
     const s = cls.statements.length === 1 ? cls.statements[0]! : null;
     if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return { conn: null, cls };
+    let form: ParamForm | null = null;
+    if (s.keyedRead) {
+      const t = this.keyedReadTable(s);
+      if (t === undefined) return { conn: null, cls }; // the usual way, which asks the catalog
+      if (t) form = parameterize(sql, null);
+    }
     try {
-      return { conn: exec.readConn(), cls };
+      return { conn: exec.readConn(), cls, form };
     } catch {
       return { conn: null, cls };
     }
   }
 
-  /** One simple Query; `known`: its classification, when the caller already made it. */
-  async simpleQuery(sql: string, frame: Frame, known?: Classification): Promise<void> {
+  /**
+   * For a keyed read (src/sql/keyed-write.ts keyedRead): true when its `=`
+   * columns cover a unique key of its table, false when not (or reads.prepare
+   * is off), undefined when the catalog cache does not know the table.
+   */
+  private keyedReadTable(s: StatementInfo): boolean | undefined {
+    const k = s.keyedRead;
+    if (!k || this.ctx.config.reads?.prepare === 'off') return false;
+    const t = this.ctx.catalog.peekTable(this.catalogScope(), k.table);
+    if (t === undefined) return undefined;
+    return t !== null && t.key !== null && t.key.every((c) => k.eq.includes(c));
+  }
+
+  /**
+   * The prepared form of a keyed read sent as a Query (docs/routing.md
+   * "Keyed statements as prepared statements"), or null. Outside a
+   * transaction block a table the catalog cache does not know is looked up
+   * on the main node first; inside one, only the cache is asked.
+   */
+  private async readForm(s: StatementInfo, text: string): Promise<ParamForm | null> {
+    let known = this.keyedReadTable(s);
+    if (known === undefined && !this.exec.txn && this.s.status === 'I') {
+      const main = this.s.conns.get(this.ctx.cluster.main());
+      if (!main || main.closed || main.busy) return null;
+      await this.ctx.catalog.table(main, this.catalogScope(), s.keyedRead!.table, true);
+      known = this.keyedReadTable(s);
+    }
+    return known ? parameterize(text, null) : null;
+  }
+
+  /**
+   * One simple Query; `known`: its classification, when the caller already
+   * made it; `unprepared`: it goes as sent (its prepared form was refused).
+   */
+  async simpleQuery(sql: string, frame: Frame, known?: Classification, unprepared = false): Promise<void> {
     this.exec.busy = true;
     try {
-      await this.simpleQueryInner(sql, frame, known);
+      await this.simpleQueryInner(sql, frame, known, unprepared);
     } finally {
       this.exec.busy = false;
       this.exec.flushAsync();
     }
   }
 
-  private async simpleQueryInner(sql: string, frame: Frame, known?: Classification): Promise<void> {
+  private async simpleQueryInner(sql: string, frame: Frame, known: Classification | undefined, unprepared: boolean): Promise<void> {
     const admin = parseAdminCommand(sql);
     if (admin) return runAdminCommand(admin, this.ctx, this.s);
     await this.exec.settleLostTxn();
@@ -243,7 +282,7 @@ export class Router {
       return;
     }
     const raw = frame.raw; // a view: frames are never overwritten once read
-    const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql, simple: true };
+    const plain: Req = { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql, simple: true, unprepared };
     if (this.exec.txn?.broken) return this.brokenTxn(st.length === 1 ? st[0]!.kind : 'write');
     if (st.length === 1) return this.dispatch(st[0]!, cls, sql, plain, (filled) => this.rewritten(sql, cls, raw, filled));
     if (st.every((s) => s.kind === 'read' && !this.touchesTemp(s))) {
@@ -401,8 +440,12 @@ export class Router {
           this.s.client.send(encodeReadyForQuery(this.s.status));
           return;
         }
-        if (this.touchesTemp(s)) await this.exec.mainOnly(req, false);
-        else await this.exec.read(this.exec.readConn(), req, true);
+        if (this.touchesTemp(s)) {
+          await this.exec.mainOnly(req, false);
+          return;
+        }
+        const form = req.simple && !req.unprepared && s.keyedRead && this.s.status !== 'E' ? await this.readForm(s, text) : null;
+        await this.exec.read(this.exec.readConn(), form ? preparedReq(text, form) : req, true);
         return;
       }
       case 'declare_cursor': {
@@ -445,6 +488,7 @@ export class Router {
       case 'prepare':
       case 'deallocate':
       case 'load': {
+        if ((s.kind === 'prepare' || s.kind === 'deallocate') && s.name && OWN_STATEMENT_NAME.test(s.name)) throw ownNameError(s.kind, s.name);
         if (isPgquorumSetting(s)) return pgquorumSetting(s, req.simple === true, this.ctx, this.s); // SET pgquorum.commit_barrier: the coordinator's own
         // PREPARE of a statement pgquorum would refuse: refused now, not at each EXECUTE
         if (s.kind === 'prepare' && s.inner && needsPlan(s.inner) && this.s.status !== 'E') await this.plan(s.inner, null);
@@ -554,7 +598,7 @@ export class Router {
     // A keyed write sent as a Query runs on the nodes as a prepared statement (src/sql/parameterize.ts).
     const form = keyed && prepare && text !== null ? parameterize(text, () => this.exec.times()) : null;
     let req: Req;
-    if (form && text !== null) req = preparedWriteReq(text, form);
+    if (form && text !== null) req = preparedReq(text, form);
     else if (isRolePasswordStatement(s)) req = await rolePasswordReq(this.exec, s.text, writeReq);
     else req = writeReq(plan.text);
     await this.exec.fanOut(this.withPlan(req, plan), !this.exec.txn, hold ? keyed : null);
@@ -641,8 +685,13 @@ export class Router {
     this.recordSessionState(s);
     if (s.kind === 'prepare' && s.name && s.inner) this.sqlPrepared.set(s.name, { inner: s.inner, timeParams: s.timeParams ?? [] });
     if (s.kind === 'deallocate') {
+      // DEALLOCATE drops protocol-level statements too (the coordinator's own among them, src/txn/prepared-write.ts).
       if (s.name) this.sqlPrepared.delete(s.name);
       else this.sqlPrepared.clear();
+      for (const c of this.exec.liveConns()) {
+        if (s.name) c.prepared.delete(s.name);
+        else c.prepared.clear();
+      }
     }
     if (s.discard === 'all' || s.discard === 'temp') {
       this.tempNames.clear();

@@ -1,5 +1,6 @@
 // Keyed writes sent by the simple protocol run on the nodes as prepared
-// statements (docs/routing.md "Keyed writes as prepared statements"). Checked
+// statements, and keyed reads on their node (docs/routing.md "Keyed
+// statements as prepared statements"). Checked
 // on the nodes themselves: what the coordinator's backends ran
 // (pg_stat_activity), the rows every node holds, and that the client sees
 // exactly what a plain PostgreSQL would answer (rows, errors, positions).
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { assertNodesIdentical, startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { MAX_OWN_STATEMENTS } from '../../src/txn/prepared-write.js';
+import { RawClient, query } from '../helpers/raw-client.js';
 
 const fx = useClusterWithCoordinator({
   nodes: 3,
@@ -145,6 +147,105 @@ test('statements first made in a transaction that rolled back (the held copies n
   await c.query('UPDATE pw SET v = v + 1 WHERE id = 9 /* before a failure */');
   assert.equal(fx.coord.coordinator.ctx.cluster.nodes.filter((n) => n.state === 'up').length, 3, 'no node was ejected');
   for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT v FROM pw WHERE id = 7'), fx.cluster.psqlNode(0, 'SELECT v FROM pw WHERE id = 7'));
+  await sameOnAllNodes();
+  await c.end();
+});
+
+/** Rows and the result's columns (name, type), or the error. */
+async function answer(c: pg.Client, sql: string): Promise<unknown> {
+  try {
+    const r = await c.query(sql);
+    return { rows: r.rows, fields: r.fields.map((f) => [f.name, f.dataTypeID]) };
+  } catch (e) {
+    const x = e as { code?: string; position?: string; message: string };
+    return { error: { code: x.code, position: x.position, message: x.message } };
+  }
+}
+
+const READS = [
+  'SELECT id, v, n * 2 AS twice, 1.5 AS x, 2147483648 AS big, -3 AS neg FROM pw WHERE id = 3',
+  'SELECT nocol FROM pw WHERE id = 123456789', // 42703: an error in the prepared form's Parse
+  "SELECT v FROM pw WHERE id = 4 AND s = 1", // 42883, with a position
+  'SELECT v FROM pw WHERE id = 4 AND v / 0 = 1', // 22012 while it runs
+  'SELECT v FROM pw WHERE id = 99999999999', // an int8 parameter against an int4 key
+  'SELECT * FROM pw WHERE id = 99', // no row: the columns still come
+];
+
+test('a keyed read sent as a query runs on its node as a prepared statement, and the client sees what PostgreSQL answers', async () => {
+  const c = await fx.coord.client({ application_name: 'pr-read' });
+  await c.query('SELECT v FROM pw WHERE id = 2'); // the first one asks the catalog for the key
+  await c.query('SELECT v FROM pw WHERE id = 3'); // then the fast path
+  assert.ok(lastQuery('pr-read').includes('SELECT v FROM pw WHERE id = $1'), `a node ran the prepared form: ${lastQuery('pr-read').join(' / ')}`);
+  await c.query('BEGIN');
+  await c.query('SELECT s FROM pw WHERE id = 5');
+  assert.ok(lastQuery('pr-read').includes('SELECT s FROM pw WHERE id = $1'), 'in a transaction block too');
+  await c.query('COMMIT');
+  // on the wire, the simple protocol's answer: no ParseComplete / BindComplete, in and out of a transaction block
+  const r = await RawClient.connect(fx.coord.port);
+  try {
+    await r.login('postgres', fx.cluster.password);
+    for (const sql of ['SELECT v FROM pw WHERE id = 6', 'SELECT v FROM pw WHERE id = 7', 'BEGIN', 'SELECT v FROM pw WHERE id = 8', 'COMMIT', 'SELECT nocol FROM pw WHERE id = 1']) {
+      await r.write(query(sql));
+      const types = (await r.until('Z')).map((m) => m.type).join('');
+      const want = sql.startsWith('SELECT v') ? 'TDCZ' : sql.includes('nocol') ? 'EZ' : 'CZ';
+      assert.equal(types, want, sql);
+    }
+  } finally {
+    r.destroy();
+  }
+  // a read that is not by a unique key goes as sent
+  await c.query('SELECT count(*) FROM pw WHERE v = 12345');
+  assert.ok(lastQuery('pr-read').includes('SELECT count(*) FROM pw WHERE v = 12345'));
+  const node = new pg.Client(fx.cluster.nodeClientConfig(2));
+  await node.connect();
+  try {
+    for (const sql of READS) {
+      const want = await answer(node, sql);
+      assert.deepEqual(await answer(c, sql), want, `autocommit: ${sql}`);
+      await c.query('BEGIN');
+      assert.deepEqual(await answer(c, sql), want, `in a transaction block: ${sql}`);
+      await c.query('ROLLBACK');
+    }
+  } finally {
+    await node.end();
+  }
+  // reads.prepare = off: the text as sent
+  const other = await startTestCoordinator(fx.cluster, (cfg) => {
+    cfg.reads = { ...cfg.reads, prepare: 'off' };
+  });
+  try {
+    const o = await other.client({ application_name: 'pr-off' });
+    for (let i = 0; i < 3; i++) await o.query(`SELECT v FROM pw WHERE id = ${i + 1}`);
+    assert.ok(lastQuery('pr-off').includes('SELECT v FROM pw WHERE id = 3'), lastQuery('pr-off').join(' / '));
+    await o.end();
+  } finally {
+    await other.stop();
+  }
+  await c.end();
+});
+
+test("DEALLOCATE ALL by the client also drops the coordinator's statements: they are made again, nothing fails", async () => {
+  const c = await fx.coord.client({ application_name: 'pr-dealloc' });
+  const readWrite = async (k: number): Promise<void> => {
+    assert.equal((await c.query(`SELECT id FROM pw WHERE id = ${k}`)).rows[0].id, k);
+    await c.query('BEGIN');
+    await c.query(`UPDATE pw SET v = v + 1 WHERE id = ${k}`);
+    assert.equal((await c.query(`SELECT id FROM pw WHERE id = ${k}`)).rows[0].id, k);
+    await c.query('COMMIT');
+  };
+  await readWrite(1);
+  await c.query('DEALLOCATE ALL');
+  await readWrite(2);
+  // one by one: the coordinator's names are its own (the nodes need not all hold them); refused, in and out of a transaction block
+  const names = (await c.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'pgquorum\\_%'")).rows.map((r) => r.name as string);
+  assert.ok(names.length > 0);
+  for (const n of names) await assert.rejects(c.query(`DEALLOCATE ${n}`), { code: '26000' });
+  await assert.rejects(c.query(`PREPARE ${names[0]} AS SELECT 1`), { code: '42P05' });
+  await c.query('BEGIN');
+  await assert.rejects(c.query(`DEALLOCATE ${names[0]}`), { code: '26000' });
+  await c.query('ROLLBACK');
+  await readWrite(3);
+  assert.equal(fx.coord.coordinator.ctx.cluster.nodes.filter((n) => n.state === 'up').length, 3, 'no node was ejected');
   await sameOnAllNodes();
   await c.end();
 });

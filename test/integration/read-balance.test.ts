@@ -77,7 +77,7 @@ test('the fast path relays big results, errors and notices, and the session goes
 test('reads.balance = statement: one session reaches every node', async () => {
   await coord.stop();
   coord = await startTestCoordinator(cluster, (cfg) => {
-    cfg.reads = { balance: 'statement' };
+    cfg.reads = { ...cfg.reads, balance: 'statement' };
   });
   const c = await coord.client();
   const before = await readsPerNode(c);

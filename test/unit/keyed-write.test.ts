@@ -46,3 +46,39 @@ test('not keyed: anything that reads other rows, a cursor, or has no equality on
     assert.equal(keyed(sql), undefined, sql);
   }
 });
+
+const keyedRead = (sql: string) => classify(sql).statements[0]?.keyedRead;
+
+test('keyed reads: a SELECT of one table with column = value terms names the table and the columns', () => {
+  assert.deepEqual(keyedRead('SELECT abalance FROM pgbench_accounts WHERE aid = 5'), { table: '"pgbench_accounts"', eq: ['aid'] });
+  assert.deepEqual(keyedRead('SELECT * FROM s.t x WHERE x.a = 1 AND 2 = b AND c > 3 ORDER BY c LIMIT 1'), { table: '"s"."t"', eq: ['a', 'b'] });
+  assert.deepEqual(keyedRead('SELECT count(*), lower(s) FROM t WHERE id = $1 GROUP BY 2'), { table: '"t"', eq: ['id'] });
+  // the classification cache gives the same answer for another text of the same shape
+  assert.deepEqual(keyedRead('SELECT v FROM t WHERE id = 7'), keyedRead('SELECT v FROM t WHERE id = 8'));
+});
+
+test('not keyed reads: joins, subqueries, CTEs, set operations, locking, ONLY, no equality on a column', () => {
+  for (const sql of [
+    'SELECT 1',
+    'SELECT v FROM t',
+    'SELECT v FROM t WHERE a > 1',
+    'SELECT v FROM t WHERE a = 1 OR b = 2',
+    'SELECT v FROM t WHERE a = b',
+    'SELECT v FROM t, u WHERE t.a = 1',
+    'SELECT v FROM t JOIN u USING (a) WHERE a = 1',
+    'SELECT v FROM t WHERE a = (SELECT max(a) FROM u)',
+    'SELECT v FROM t WHERE a = 1 AND b IN (SELECT b FROM u)',
+    'SELECT (SELECT 1 FROM u) FROM t WHERE a = 1',
+    'WITH x AS (SELECT 1) SELECT v FROM t WHERE a = 1',
+    'SELECT v FROM t WHERE a = 1 UNION SELECT v FROM t WHERE a = 2',
+    'SELECT v FROM ONLY t WHERE a = 1',
+    'SELECT v FROM (SELECT * FROM t) s WHERE a = 1',
+    'SELECT v FROM generate_series(1, 3) v WHERE v = 1',
+  ]) {
+    assert.equal(keyedRead(sql), undefined, sql);
+  }
+  // writes (FOR UPDATE, SELECT INTO, nextval) are not reads at all
+  for (const sql of ['SELECT v FROM t WHERE a = 1 FOR UPDATE', 'SELECT v INTO x FROM t WHERE a = 1', "SELECT nextval('s') FROM t WHERE a = 1"]) {
+    assert.equal(keyedRead(sql), undefined, sql);
+  }
+});

@@ -1,4 +1,4 @@
-// Keyed writes as prepared statements on the nodes (src/sql/parameterize.ts):
+// Keyed writes and reads as prepared statements on the nodes (src/sql/parameterize.ts):
 // which numbers become parameters, with which types and values, and how an
 // error position in the sent text maps back to the client's text.
 import { before, test } from 'node:test';
@@ -79,6 +79,16 @@ test('not parameterized: numbers a parameter cannot replace, $n references, no n
   ]) {
     assert.equal(parameterize(sql, T), null, sql);
   }
+});
+
+test('reads: a SELECT is described (its rows come with their RowDescription); without a clock, time functions leave it as sent', () => {
+  const f = parameterize('SELECT abalance, -1 AS m FROM pgbench_accounts WHERE aid = 4711', null)!;
+  assert.equal(f.stmt.sql, 'SELECT abalance, $1 AS m FROM pgbench_accounts WHERE aid = $2');
+  assert.equal(f.describe, true);
+  assert.equal(decodeBind(f.bind.subarray(5)).params.map((v) => v!.toString()).join(','), '-1,4711');
+  // a read keeps the node's own clock: no prepared form without the coordinator's values
+  assert.equal(parameterize('SELECT v FROM t WHERE id = 1 AND ts < now()', null), null);
+  assert.notEqual(parameterize('SELECT v FROM t WHERE id = 1 AND ts < now()', T), null);
 });
 
 test('an error position in the sent text points at the same place in the client text', () => {
