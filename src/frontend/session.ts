@@ -16,6 +16,8 @@ import { ClientIO } from './client-io.js';
 import { Executor } from '../txn/executor.js';
 import { Router } from '../txn/router.js';
 import { preparedReq } from '../txn/prepared-write.js';
+import type { BatchDecoders } from '../txn/batch.js';
+import type { Req } from '../txn/executor.js';
 import type { Classification } from '../sql/classify.js';
 
 type Unit =
@@ -34,6 +36,8 @@ interface QueryUnit {
 }
 
 let sessionSeq = 0;
+
+const DECODERS: BatchDecoders = { parse: decodeParse, bind: decodeBind, describe: decodeDescribe, execute: decodeExecute, close: decodeClose };
 
 /** What a relayed prepared read's bookkeeping hears when the node refused its prepared form (the error itself is not passed on). */
 const REFUSED = Object.freeze({ S: 'ERROR', C: '26000', M: 'the prepared form of the read was refused; it runs as sent' });
@@ -204,6 +208,7 @@ export class Session {
         const frames = this.batch;
         this.batch = [];
         frames.push(f);
+        if (!this.running && this.queue.length === 0 && this.fastBatch(frames)) return;
         this.enqueue({ kind: 'batch', frames, end: 'sync' });
         return;
       }
@@ -253,9 +258,6 @@ export class Session {
     if (target.cls) u.cls = target.cls;
     const c = target.conn;
     if (!c || !c.relayable) return false;
-    const client = this.client;
-    const exec = this.exec;
-    const node = c.node;
     const req = target.form ? preparedReq(sql, target.form) : null;
     let msg = u.frame.raw;
     let skip = 0;
@@ -264,6 +266,40 @@ export class Session {
       msg = body.bufs.length === 1 ? body.bufs[0]! : Buffer.concat(body.bufs);
       skip = body.skip;
     }
+    return this.relayRead(c, msg, skip, req, (refused) => {
+      if (refused) u.unprepared = true;
+      this.queue.unshift(u);
+    });
+  }
+
+  /**
+   * The read fast path for the extended protocol: a batch ending in Sync,
+   * outside a transaction block, that runs one read of a statement the
+   * session prepared before (no Parse, no Close in it) is relayed like a
+   * fast-path Query (docs/routing.md). Injected Parses of the statement (a
+   * node that does not have it yet) are swallowed from the front of the
+   * answer; if one fails, nothing is passed on and the batch goes the usual
+   * way.
+   */
+  private fastBatch(frames: Frame[]): boolean {
+    const target = this.router.fastBatchTarget(frames, DECODERS);
+    if (!target) return false;
+    const { conn: c, req } = target;
+    const body = req.forNode(c);
+    const msg = body.bufs.length === 1 ? body.bufs[0]! : Buffer.concat(body.bufs);
+    return this.relayRead(c, msg, body.skip, req, () => this.queue.unshift({ kind: 'batch', frames, end: 'sync' }));
+  }
+
+  /**
+   * Relay one read request to `c` (NodeConnection.relay) and end the run
+   * when its answer is complete. `again` puts the request back at the head
+   * of the queue, to go the usual way: when the node was lost before any
+   * of the answer was passed on, or refused the request's injected part.
+   */
+  private relayRead(c: NodeConnection, msg: Buffer, skip: number, req: Req | null, again: (refused: boolean) => void): boolean {
+    const client = this.client;
+    const exec = this.exec;
+    const node = c.node;
     const ok = c.relay(
       msg,
       (chunk) => {
@@ -274,12 +310,10 @@ export class Session {
         node.inflight--;
         exec.busy = false;
         req?.after?.(c, { node: c, status, tags: [], error: refused ? { ...REFUSED } : null, frames: [], lost, terminals: 0 }, forwarded);
-        if (refused && !this.closed) {
-          u.unprepared = true;
-          this.queue.unshift(u);
-        } else if (lost && !forwarded && !this.closed) this.queue.unshift(u);
+        if ((refused || (lost && !forwarded)) && !this.closed) again(refused);
         else if (lost) exec.sendError(exec.lostInRequest(lost), true);
         else if (status) this.status = status;
+        exec.planner.finish('sync', this.status); // portals end with the transaction
         exec.flushAsync();
         client.flush();
         this.runEnded();
@@ -327,13 +361,7 @@ export class Session {
     if (u.kind === 'query') {
       await this.router.simpleQuery(u.sql ?? decodeQuery(u.frame.payload), u.frame, u.cls, u.unprepared === true);
     } else if (u.kind === 'batch') {
-      await this.router.batch(u.frames, u.end, {
-        parse: decodeParse,
-        bind: decodeBind,
-        describe: decodeDescribe,
-        execute: decodeExecute,
-        close: decodeClose,
-      });
+      await this.router.batch(u.frames, u.end, DECODERS);
     } else {
       throw new PgqError('ERR_FUNCTION_CALL', 'the fastpath function call protocol is not supported by pgquorum', {
         sqlstate: SqlState.FEATURE_NOT_SUPPORTED,

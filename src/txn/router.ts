@@ -7,7 +7,7 @@ import type { CoordinatorContext } from '../context.js';
 import type { Session } from '../frontend/session.js';
 import type { NodeConnection } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
-import { BE } from '../protocol/constants.js';
+import { BE, FE } from '../protocol/constants.js';
 import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
@@ -224,6 +224,34 @@ export class Router {
       return { conn: exec.readConn(), cls, form };
     } catch {
       return { conn: null, cls };
+    }
+  }
+
+  /**
+   * The extended protocol's read fast path (Session.fastBatch): a batch
+   * ending in Sync, outside a transaction block, with no Parse or Close,
+   * that executes one read. Its node and request, or null: the usual way
+   * plans it again (and reports whatever is wrong with it).
+   */
+  fastBatchTarget(frames: Frame[], dec: BatchDecoders): { conn: NodeConnection; req: Req } | null {
+    const exec = this.exec;
+    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return null;
+    for (const f of frames) if (f.type === FE.Parse || f.type === FE.Close) return null;
+    let pb: PlannedBatch;
+    try {
+      pb = exec.planner.plan(frames, 'sync', dec);
+    } catch {
+      return null;
+    }
+    // a portal on one node, a Describe whose ParameterDescription the coordinator must fix: the usual way
+    if (pb.pinnedTo || pb.execs.length !== 1 || exec.planner.stripQueue.some((n) => n > 0)) return null;
+    const s = pb.execs[0]!.info;
+    if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return null;
+    try {
+      const conn = exec.readConn();
+      return conn.relayable ? { conn, req: pb.req } : null;
+    } catch {
+      return null;
     }
   }
 

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { showNodes } from '../helpers/ha.js';
+import { RawClient, cstr, int16, int32, msg } from '../helpers/raw-client.js';
 
 let cluster: TestCluster;
 let coord: TestCoordinator;
@@ -88,4 +89,39 @@ test('reads.balance = statement: one session reaches every node', async () => {
     90,
   );
   for (const n of d) assert.ok(n > 0, `every node served some of the reads: ${d}`);
+});
+
+test('extended protocol: a named read statement run again is relayed (Bind/Describe/Execute/Sync), errors and the next requests intact', async () => {
+  const c = await coord.client();
+  await c.query('CREATE TABLE fb (id int PRIMARY KEY, s text)');
+  await c.query("INSERT INTO fb SELECT g, 's' || g FROM generate_series(1, 50) g");
+  for (let i = 1; i <= 20; i++) {
+    const r = await c.query({ name: 'fb_get', text: 'SELECT id, s FROM fb WHERE id = $1', values: [i] });
+    assert.deepEqual(r.rows, [{ id: i, s: `s${i}` }]);
+    assert.deepEqual(r.fields.map((f) => f.name), ['id', 's']);
+  }
+  // a run-time error, then the session goes on
+  await assert.rejects(c.query({ name: 'fb_div', text: 'SELECT 1 / $1::int AS v', values: [1] }).then(() => c.query({ name: 'fb_div', text: 'SELECT 1 / $1::int AS v', values: [0] })), { code: '22012' });
+  assert.equal((await c.query({ name: 'fb_div', text: 'SELECT 1 / $1::int AS v', values: [1] })).rows[0].v, 1);
+  // a Bind the node refuses (wrong parameter count): its error, ReadyForQuery, and the session goes on
+  const r = await RawClient.connect(coord.port);
+  try {
+    await r.login('postgres', cluster.password);
+    const parse = msg('P', cstr('raw_get'), cstr('SELECT s FROM fb WHERE id = $1'), int16(0));
+    const sync = msg('S');
+    await r.write(Buffer.concat([parse, sync]));
+    assert.equal((await r.until('Z')).map((m) => m.type).join(''), '1Z');
+    const bind = (params: string[]) =>
+      msg('B', cstr(''), cstr('raw_get'), int16(0), int16(params.length), ...params.flatMap((p) => [int32(Buffer.byteLength(p)), Buffer.from(p)]), int16(0));
+    const run = Buffer.concat([msg('D', Buffer.from('P'), cstr('')), msg('E', cstr(''), int32(0)), sync]);
+    await r.write(Buffer.concat([bind(['7']), run]));
+    assert.equal((await r.until('Z')).map((m) => m.type).join(''), '2TDCZ');
+    await r.write(Buffer.concat([bind(['7', '8']), run]));
+    assert.equal((await r.until('Z')).map((m) => m.type).join(''), 'EZ');
+    await r.write(Buffer.concat([bind(['8']), run]));
+    assert.equal((await r.until('Z')).map((m) => m.type).join(''), '2TDCZ');
+  } finally {
+    r.destroy();
+  }
+  await c.end();
 });
