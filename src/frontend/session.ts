@@ -259,14 +259,8 @@ export class Session {
     const c = target.conn;
     if (!c || !c.relayable) return false;
     const req = target.form ? preparedReq(sql, target.form) : null;
-    let msg = u.frame.raw;
-    let skip = 0;
-    if (req) {
-      const body = req.forNode(c);
-      msg = body.bufs.length === 1 ? body.bufs[0]! : Buffer.concat(body.bufs);
-      skip = body.skip;
-    }
-    return this.relayRead(c, msg, skip, req, (refused) => {
+    const body = req ? req.forNode(c) : { bufs: [u.frame.raw], skip: 0 };
+    return this.relayRead(c, body, req, (refused) => {
       if (refused) u.unprepared = true;
       this.queue.unshift(u);
     });
@@ -285,18 +279,19 @@ export class Session {
     const target = this.router.fastBatchTarget(frames, DECODERS);
     if (!target) return false;
     const { conn: c, req } = target;
-    const body = req.forNode(c);
-    const msg = body.bufs.length === 1 ? body.bufs[0]! : Buffer.concat(body.bufs);
-    return this.relayRead(c, msg, body.skip, req, () => this.queue.unshift({ kind: 'batch', frames, end: 'sync' }));
+    return this.relayRead(c, req.forNode(c), req, () => this.queue.unshift({ kind: 'batch', frames, end: 'sync' }));
   }
 
   /**
-   * Relay one read request to `c` (NodeConnection.relay) and end the run
+   * Relay one read request (its messages for `c`, and how many leading
+   * replies to swallow) to `c` (NodeConnection.relay) and end the run
    * when its answer is complete. `again` puts the request back at the head
    * of the queue, to go the usual way: when the node was lost before any
    * of the answer was passed on, or refused the request's injected part.
    */
-  private relayRead(c: NodeConnection, msg: Buffer, skip: number, req: Req | null, again: (refused: boolean) => void): boolean {
+  private relayRead(c: NodeConnection, body: { bufs: Buffer[]; skip: number }, req: Req | null, again: (refused: boolean) => void): boolean {
+    const { bufs, skip } = body;
+    const msg = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
     const client = this.client;
     const exec = this.exec;
     const node = c.node;

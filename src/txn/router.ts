@@ -204,7 +204,7 @@ export class Router {
   fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification; form?: ParamForm | null } {
     const exec = this.exec;
     const none = { conn: null };
-    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return none;
+    if (!this.fastPathOpen()) return none;
     let cls: Classification;
     try {
       if (parseAdminCommand(sql)) return none;
@@ -227,6 +227,12 @@ export class Router {
     }
   }
 
+  /** A fast path may take the next request: no transaction block, no COPY, nothing running. */
+  private fastPathOpen(): boolean {
+    const exec = this.exec;
+    return !exec.txn && this.s.status === 'I' && !exec.copyIn && !exec.busy;
+  }
+
   /**
    * The extended protocol's read fast path (Session.fastBatch): a batch
    * ending in Sync, outside a transaction block, with no Parse or Close,
@@ -235,7 +241,7 @@ export class Router {
    */
   fastBatchTarget(frames: Frame[], dec: BatchDecoders): { conn: NodeConnection; req: Req } | null {
     const exec = this.exec;
-    if (exec.txn || this.s.status !== 'I' || exec.copyIn || exec.busy) return null;
+    if (!this.fastPathOpen()) return null;
     for (const f of frames) if (f.type === FE.Parse || f.type === FE.Close) return null;
     let pb: PlannedBatch;
     try {
