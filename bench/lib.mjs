@@ -3,6 +3,7 @@
 //   node bench/lib.mjs free-port N            first port P of N free consecutive loopback ports
 //   node bench/lib.mjs cfg-prepare CFG NODES  keep the first NODES nodes of a pgquorum config,
 //                                             log level warn; prints the first user's password
+//   node bench/lib.mjs cfg-fsync CFG OUT      CFG with state.fsync on, written to OUT (same directory)
 //   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
 //                                             (tree: PID and all its descendants, plus the CPU of
 //                                             reaped children)
@@ -18,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const TARGETS = ['plain', 'pgquorum', 'pgpool', 'plain-2pc'];
+const TARGETS = ['plain', 'pgquorum', 'pgpool', 'pgquorum-fsync', 'plain-2pc'];
 const TARGET_LABEL = { plain: 'plain PostgreSQL (1 node)', pgquorum: 'pgquorum (3 nodes)', pgpool: 'pgpool-II (3 nodes)' };
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
@@ -264,9 +265,10 @@ function report(jsonl, metaFile, outdir, readme) {
     `- Load average before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
     `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run, ` +
       `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
-      `All on this machine, nodes with fsync=off, over loopback TCP.`,
+      `All on this machine, nodes with fsync=off and the coordinator with state.fsync off (its commit decisions no more durable than the nodes' data), over loopback TCP.`,
     `- Targets: a plain PostgreSQL node; pgquorum over 3 nodes; pgpool-II native replication over the same 3 nodes ` +
-      `(load_balance_mode on, replicate_select off); in TPC-B simple also plain-2pc, the plain node committing each ` +
+      `(load_balance_mode on, replicate_select off); in TPC-B simple also pgquorum-fsync, pgquorum with state.fsync on ` +
+      `(every commit decision synced to disk before COMMIT PREPARED, the default), and plain-2pc, the plain node committing each ` +
       `transaction with PREPARE TRANSACTION / COMMIT PREPARED (bench/tpcb-2pc.sql): what two-phase commit costs PostgreSQL itself.`,
     `- Consistency after the runs: ${meta.verify ?? 'not checked'}`,
     '',
@@ -281,10 +283,10 @@ function report(jsonl, metaFile, outdir, readme) {
     for (const target of TARGETS) {
       const s = get(scenario, target);
       if (!s) continue;
-      const mem = target === 'pgquorum' ? fmt(s.peakRssMiB, 0) : target === 'pgpool' ? `${fmt(s.pssMiB, 0)}¹` : '–';
+      const mem = target.startsWith('pgquorum') ? fmt(s.peakRssMiB, 0) : target === 'pgpool' ? `${fmt(s.pssMiB, 0)}¹` : '–';
       table.push(
         `| ${scenario} | ${target} | ${fmt(s.tps, 0)} | ${target === 'plain' ? '1.00×' : ratio(s.tps, plain?.tps ?? null)} | ` +
-          `${target === 'pgquorum' ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
+          `${target.startsWith('pgquorum') ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
           `${target.startsWith('plain') ? '–' : fmt(s.cpuPer1kTx, 3)} | ${mem} |`,
       );
     }
@@ -327,7 +329,9 @@ function report(jsonl, metaFile, outdir, readme) {
         '',
         ...table,
         '',
-        'Ratios compare tps. plain-2pc: the plain node committing each TPC-B transaction with PREPARE TRANSACTION / ' +
+        'Ratios compare tps. Nodes run with fsync=off and pgquorum with state.fsync off (its decision log no more durable ' +
+          'than the nodes); pgquorum-fsync: the same with state.fsync on (the default: each commit decision synced to disk). ' +
+          'plain-2pc: the plain node committing each TPC-B transaction with PREPARE TRANSACTION / ' +
           'COMMIT PREPARED (bench/tpcb-2pc.sql), no coordinator. ' +
           'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
           'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
@@ -354,6 +358,13 @@ switch (cmd) {
     c.log = { ...(c.log ?? {}), level: 'warn' };
     fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
     console.log(c.users[0].password);
+    break;
+  }
+  case 'cfg-fsync': {
+    const [file, out] = rest;
+    const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+    c.state = { ...(c.state ?? {}), fsync: true };
+    fs.writeFileSync(out, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
     break;
   }
   case 'proc':

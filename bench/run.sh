@@ -13,7 +13,11 @@
 # TPC-B simple also runs on a fourth target, plain-2pc: the plain node with
 # each transaction committed by PREPARE TRANSACTION / COMMIT PREPARED
 # (bench/tpcb-2pc.sql), what PostgreSQL's own two-phase commit costs on one
-# node with no coordinator (a reference for pgquorum, which commits so).
+# node with no coordinator (a reference for pgquorum, which commits so), and
+# on pgquorum-fsync: pgquorum with state.fsync on. The dev cluster's nodes run
+# with fsync off and its config has state.fsync off to match (a commit
+# decision no more durable than the prepared transactions it decides);
+# pgquorum-fsync shows what syncing each decision to disk costs.
 # Each round runs every scenario on plain, pgquorum, pgpool in turn;
 # BENCH_ROUNDS rounds, the median is reported. The coordinator and pgpool-II
 # are started afresh for every run (so the coordinator's VmHWM is that run's
@@ -243,8 +247,9 @@ wait_ready() {
   fail "$name does not accept connections on port $port after 30 s"
 }
 
+# start_coordinator [CONFIG]: the coordinator with CONFIG (default $CFG).
 start_coordinator() {
-  setsid node "$CLI" start --config "$CFG" >>"$W/logs/coordinator.log" 2>&1 &
+  setsid node "$CLI" start --config "${1:-$CFG}" >>"$W/logs/coordinator.log" 2>&1 &
   COORD_PID=$!
   wait_ready "$PQ_PORT" "$COORD_PID" "the pgquorum coordinator" "$W/logs/coordinator.log"
 }
@@ -295,7 +300,7 @@ stop_pgpool() {
 target_port() {
   case $1 in
     plain | plain-2pc) echo "$PLAIN_PORT" ;;
-    pgquorum) echo "$PQ_PORT" ;;
+    pgquorum | pgquorum-fsync) echo "$PQ_PORT" ;;
     pgpool) echo "$PP_PORT" ;;
   esac
 }
@@ -309,6 +314,7 @@ run_one() {
   mkdir -p "$run/tx"
   case $target in
     pgquorum) start_coordinator; procpid=$COORD_PID ;;
+    pgquorum-fsync) start_coordinator "$CFG_FSYNC"; procpid=$COORD_PID ;;
     pgpool) start_pgpool; procpid=$POOL_PID; tree=tree ;;
   esac
   if [ "$idle" -gt 0 ]; then
@@ -343,14 +349,14 @@ run_one() {
   if [ "$rc" -ne 0 ]; then
     tail_of "$run/pgbench.out" 40
     case $target in
-      pgquorum) tail_of "$W/logs/coordinator.log" ;;
+      pgquorum*) tail_of "$W/logs/coordinator.log" ;;
       pgpool) tail_of "$W/logs/pgpool.log" ;;
     esac
     [ "$rc" -eq 124 ] && fail "$target, $name: pgbench timed out"
     fail "$target, $name: pgbench exited with $rc"
   fi
   case $target in
-    pgquorum) check_pgquorum_nodes "after $name (round $round)" && stop_coordinator ;;
+    pgquorum*) check_pgquorum_nodes "after $name (round $round)" && stop_coordinator ;;
     pgpool) stop_pgpool ;;
   esac
   node "$LIB" run-summary "$W/runs.jsonl" target="$target" scenario="$name" round="$round" \
@@ -379,6 +385,8 @@ CLUSTER_UP=1
 CFG=$(node "$CLI" dev up --nodes 4 --port "$BASE" --dir "$W/c" --no-fsync 2>"$W/logs/dev-up.log") ||
   { tail_of "$W/logs/dev-up.log"; fail "dev up failed"; }
 PGPASSWORD=$(node "$LIB" cfg-prepare "$CFG" 3)
+CFG_FSYNC="$(dirname "$CFG")/pgquorum-fsync.json" # same nodes and state directory, state.fsync on
+node "$LIB" cfg-fsync "$CFG" "$CFG_FSYNC"
 export PGPASSWORD PGUSER=postgres PGHOST=127.0.0.1 PGDATABASE=postgres
 PG_VERSION=$(psql -X -p "$PLAIN_PORT" -Atc 'SHOW server_version')
 
@@ -398,7 +406,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     si=$((s - 1))
     log "round $round/$ROUNDS: ${SCEN_NAME[$si]}"
     targets="plain pgquorum pgpool"
-    [ "$si" = 2 ] && targets="$targets plain-2pc" # TPC-B simple: also the 2PC reference
+    [ "$si" = 2 ] && targets="$targets pgquorum-fsync plain-2pc" # TPC-B simple: also the synced-decision and 2PC references
     for target in $targets; do
       run_one "$target" "$si" "$round"
     done

@@ -34,7 +34,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   await initParser();
   const cluster = new Cluster(config.nodes, log);
   cluster.writeQuorum = config.write_quorum;
-  const store = new FileStateStore(config.state.dir);
+  const store = new FileStateStore(config.state.dir, { fsync: config.state.fsync });
   await store.open();
   await cluster.attachStore(store);
   const gxids = new GxidAllocator(store, config.coordinator.id);

@@ -55,6 +55,8 @@ async function up(p: Parsed, command: string): Promise<UpResult> {
     say(`kept the existing ${configFile}`);
   } else {
     const obj = devConfigObject(cluster, { port: cluster.nodes[0]!.port - 1 }, 'state');
+    // Nodes without fsync: the coordinator's decisions need not outlive an OS crash the nodes' data does not survive either.
+    if (!cluster.fsync) (obj.state as Record<string, unknown>).fsync = false;
     validateConfig(obj, configFile); // never write a file the coordinator would refuse
     writeConfigFile(configFile, obj);
     say(`wrote ${configFile}`);

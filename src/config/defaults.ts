@@ -44,6 +44,8 @@ export const DEFAULTS = {
   state: {
     /** Relative paths are resolved against the config file's directory. */
     dir: 'pgquorum-state',
+    /** Sync the decision log and the state files to disk (turn off only where the nodes run with fsync = off). */
+    fsync: true,
   },
 } as const;
 

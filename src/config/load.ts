@@ -97,8 +97,11 @@ export function validateConfig(raw: unknown, file?: string): Config {
   const log = { level: oneOf(l.level ?? DEFAULTS.log.level, 'log.level', LOG_LEVELS) };
 
   const s = optObject(root.state, 'state');
-  refuseUnknown(s, 'state', ['dir']);
-  const state = { dir: path.resolve(baseDir, str(s.dir ?? DEFAULTS.state.dir, 'state.dir')) };
+  refuseUnknown(s, 'state', ['dir', 'fsync']);
+  const state = {
+    dir: path.resolve(baseDir, str(s.dir ?? DEFAULTS.state.dir, 'state.dir')),
+    fsync: bool(s.fsync ?? DEFAULTS.state.fsync, 'state.fsync'),
+  };
 
   // write_quorum: null = a majority of the configured nodes. Less than a
   // majority would let two halves of a split cluster both accept writes.

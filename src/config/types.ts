@@ -102,5 +102,7 @@ export interface Config {
   /** Where the embedded state store keeps its file. */
   state: {
     dir: string;
+    /** false: state writes are not synced (only where the nodes run with fsync = off; docs/state-store.md). */
+    fsync: boolean;
   };
 }

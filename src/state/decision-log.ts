@@ -3,14 +3,15 @@
 // and `F <gid>` (forgotten, written lazily, never waited for). Writes are
 // group-committed: every record() that arrives while a (synchronous, O_DSYNC)
 // write runs joins the next batch, so N concurrent callers cost about two
-// syncs, not N.
+// syncs, not N. With state.fsync = false the writes are not synced (and
+// are done at once, on the calling thread).
 // The log is compacted (rewritten atomically with only the live decisions)
 // when it holds more than `compactMinLines` lines and over half are dead.
 import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PgqError } from '../errors.js';
-import { atomicWrite, readIfExists, syncDir, writeAll } from './fsutil.js';
+import { atomicWrite, readIfExists, syncDir, writeAll, writeAllSync } from './fsutil.js';
 import { GID_PATTERN } from './store.js';
 
 export interface DecisionLogStats {
@@ -34,6 +35,12 @@ export interface DecisionLogOptions {
   compactMinLines?: number;
   /** Write queued `F` lines once this many are queued, even without a commit to ride along (default 1024). */
   forgetFlushLines?: number;
+  /**
+   * false (state.fsync = false): appends are plain writes, done at once on
+   * the calling thread (a page-cache copy); a record survives a crash of the
+   * coordinator, not one of the operating system. Default true.
+   */
+  fsync?: boolean;
 }
 
 interface Waiter {
@@ -54,12 +61,15 @@ const LINE = /^([CF]) (\S{1,200})$/;
  * trips through libuv's thread pool) per batch.
  */
 const APPEND_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_DSYNC;
+/** state.fsync = false: the same without O_DSYNC. */
+const APPEND_FLAGS_NOSYNC = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND;
 
 export class DecisionLog {
   readonly file: string;
   readonly stats: DecisionLogStats = { fsyncs: 0, records: 0, batches: 0, compactions: 0, lines: 0, tornBytes: 0, skippedLines: 0 };
   private readonly compactMinLines: number;
   private readonly forgetFlushLines: number;
+  private readonly sync: boolean;
   private fh: fs.FileHandle | null = null;
   /** Durable, not forgotten decisions. */
   private readonly live = new Set<string>();
@@ -73,6 +83,7 @@ export class DecisionLog {
     this.file = file;
     this.compactMinLines = opts.compactMinLines ?? 10_000;
     this.forgetFlushLines = opts.forgetFlushLines ?? 1024;
+    this.sync = opts.fsync ?? true;
   }
 
   /** Replay the log into memory; drop a torn last line; open for appending. */
@@ -88,7 +99,7 @@ export class DecisionLog {
         const fh = await fs.open(this.file, 'r+');
         try {
           await fh.truncate(end);
-          await fh.sync();
+          if (this.sync) await fh.sync();
         } finally {
           await fh.close();
         }
@@ -118,8 +129,8 @@ export class DecisionLog {
       }
     }
     this.stats.lines = lines;
-    this.fh = await fs.open(this.file, APPEND_FLAGS, 0o600);
-    if (created) await syncDir(path.dirname(this.file));
+    this.fh = await fs.open(this.file, this.sync ? APPEND_FLAGS : APPEND_FLAGS_NOSYNC, 0o600);
+    if (created && this.sync) await syncDir(path.dirname(this.file));
   }
 
   /** Durably record "commit" for gid; resolves after the fsync that covers it. */
@@ -169,7 +180,7 @@ export class DecisionLog {
         await writeAll(fh, Buffer.from(this.forgetQueue.map((g) => `F ${g}\n`).join(''), 'latin1'));
         this.stats.lines += this.forgetQueue.length;
         this.forgetQueue = [];
-        this.stats.fsyncs++; // O_DSYNC: the write was the sync
+        if (this.sync) this.stats.fsyncs++; // O_DSYNC: the write was the sync
       }
     } finally {
       await fh.close();
@@ -210,11 +221,17 @@ export class DecisionLog {
         let text = '';
         for (const g of forgets) text += `F ${g}\n`;
         for (const g of batch.gids) text += `C ${g}\n`;
-        // O_DSYNC: durable when the write returns (F lines alone are synced too; they are rare).
-        await writeAll(this.fh, Buffer.from(text, 'latin1'));
+        const data = Buffer.from(text, 'latin1');
+        if (this.sync) {
+          // O_DSYNC: durable when the write returns (F lines alone are synced too; they are rare).
+          await writeAll(this.fh, data);
+          this.stats.fsyncs++;
+        } else {
+          // A page-cache copy: done here, without the trip through libuv's thread pool.
+          writeAllSync(this.fh.fd, data);
+        }
         this.stats.lines += forgets.length + batch.gids.length;
         this.stats.batches++;
-        this.stats.fsyncs++;
       } catch (err) {
         this.fail(err, batch);
         break;
@@ -249,10 +266,10 @@ export class DecisionLog {
   private async compact(): Promise<void> {
     let text = '';
     for (const g of this.live) text += `C ${g}\n`;
-    await atomicWrite(this.file, Buffer.from(text, 'latin1'), () => this.stats.fsyncs++);
+    await atomicWrite(this.file, Buffer.from(text, 'latin1'), () => this.stats.fsyncs++, this.sync);
     // The old handle points at the replaced file: appends must go to the new one.
     const old = this.fh;
-    this.fh = await fs.open(this.file, APPEND_FLAGS, 0o600);
+    this.fh = await fs.open(this.file, this.sync ? APPEND_FLAGS : APPEND_FLAGS_NOSYNC, 0o600);
     await old?.close();
     this.stats.lines = this.live.size;
     this.forgetQueue = []; // their C lines are gone already

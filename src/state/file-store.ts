@@ -48,6 +48,8 @@ export class FileStateStore implements StateStore {
   /** Things open() repaired or found odd (temp files removed, a torn log line): the caller logs them. */
   readonly warnings: string[] = [];
   private readonly log: DecisionLog;
+  /** state.fsync: false leaves out every sync (docs/state-store.md "state.fsync"). */
+  private readonly fsync: boolean;
   private phase: 'new' | 'opening' | 'open' | 'closed' = 'new';
   private gxid: GxidState = { next: 1n, leases: {} };
   private cluster: ClusterRecord | null = null;
@@ -58,6 +60,7 @@ export class FileStateStore implements StateStore {
 
   constructor(dir: string, opts: FileStateStoreOptions = {}) {
     this.dir = path.resolve(dir);
+    this.fsync = opts.fsync ?? true;
     this.log = new DecisionLog(path.join(this.dir, DECISIONS_FILE), opts);
   }
 
@@ -137,7 +140,7 @@ export class FileStateStore implements StateStore {
         leases: { ...this.gxid.leases, [coordinatorId]: { start, end, at: new Date().toISOString() } },
       };
       // Durable before anyone sees the range (crash before the rename: the old mark stands, nothing was handed out).
-      await atomicWrite(path.join(this.dir, GXID_FILE), formatGxid(next));
+      await atomicWrite(path.join(this.dir, GXID_FILE), formatGxid(next), undefined, this.fsync);
       this.gxid = next;
       this.counters.gxidLeases++;
       return { start, end };
@@ -182,7 +185,7 @@ export class FileStateStore implements StateStore {
     return this.serial('cluster', async () => {
       const current = this.cluster === null ? null : this.cluster.epoch;
       if (current !== expectedEpoch) return false;
-      await atomicWrite(path.join(this.dir, CLUSTER_FILE), `${JSON.stringify({ version: 1, ...rec }, null, 2)}\n`);
+      await atomicWrite(path.join(this.dir, CLUSTER_FILE), `${JSON.stringify({ version: 1, ...rec }, null, 2)}\n`, undefined, this.fsync);
       this.cluster = rec;
       this.counters.clusterWrites++;
       return true;

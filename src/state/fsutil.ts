@@ -2,6 +2,7 @@
 // of a small file (temp file, fsync, rename, fsync of the directory), removal
 // of temp files left by a crash, and the pid lock file that keeps a second
 // coordinator off the same state directory.
+import { writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PgqError } from '../errors.js';
@@ -36,19 +37,33 @@ export async function writeAll(fh: fs.FileHandle, data: Buffer): Promise<void> {
   }
 }
 
+/** writeAll() on the calling thread, for writes that only copy into the page cache. */
+export function writeAllSync(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) {
+    const n = writeSync(fd, data, off, data.length - off);
+    if (n <= 0) throw new Error('write made no progress');
+    off += n;
+  }
+}
+
 /**
  * Replace `file` with `data` atomically and durably: after a crash at any
  * point the file holds either the old or the new contents, never a mix, and
  * once this resolves the new contents survive a crash.
  * Steps: write temp file -> fsync it -> rename over `file` -> fsync the directory.
+ * With `sync` false the two fsyncs are left out: still atomic for readers and
+ * across a crash of the process, not across one of the operating system.
  */
-export async function atomicWrite(file: string, data: string | Buffer, onSync?: () => void): Promise<void> {
+export async function atomicWrite(file: string, data: string | Buffer, onSync?: () => void, sync = true): Promise<void> {
   const tmp = tempNameFor(file);
   const fh = await fs.open(tmp, 'wx', 0o600);
   try {
     await writeAll(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    await fh.sync();
-    onSync?.();
+    if (sync) {
+      await fh.sync();
+      onSync?.();
+    }
   } catch (err) {
     await fh.close().catch(() => undefined);
     await fs.unlink(tmp).catch(() => undefined);
@@ -61,8 +76,10 @@ export async function atomicWrite(file: string, data: string | Buffer, onSync?: 
     await fs.unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await syncDir(path.dirname(file));
-  onSync?.();
+  if (sync) {
+    await syncDir(path.dirname(file));
+    onSync?.();
+  }
 }
 
 /** Remove temp files a crashed writer left in `dir` (call only while holding the lock). */

@@ -9,5 +9,5 @@ export { FileStateStore } from './file-store.js';
 
 /** The state store for `cfg` (not opened yet: call open()). */
 export function createStateStore(cfg: Pick<Config, 'state'>): StateStore {
-  return new FileStateStore(cfg.state.dir);
+  return new FileStateStore(cfg.state.dir, { fsync: cfg.state.fsync });
 }

@@ -208,6 +208,8 @@ describe('pgquorum command line', () => {
       assert.equal(cfg.coordinator.port, port);
       assert.deepEqual(cfg.nodes, [{ id: 'n1', host: '127.0.0.1', port: port + 1 }]);
       assert.equal(cfg.users[0].name, 'postgres');
+      // Nodes without fsync: the coordinator's state is not synced either (docs/state-store.md).
+      assert.deepEqual(cfg.state, { dir: 'state', fsync: false });
       // The nodes outlive the command, and the generated password works.
       const client = new pg.Client({ host: '127.0.0.1', port: port + 1, user: 'postgres', password: cfg.users[0].password, database: 'postgres' });
       await client.connect();

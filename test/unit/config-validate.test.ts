@@ -76,6 +76,13 @@ test('writes.prepare: keyed or off', () => {
   refuses(edit((c) => (c.writes = { prepare: 'all' })), 'writes.prepare');
 });
 
+test('state.fsync: on unless turned off, a boolean', () => {
+  assert.equal(validateConfig(edit(() => undefined)).state.fsync, true);
+  assert.equal(validateConfig(edit((c) => (c.state = { fsync: false }))).state.fsync, false);
+  refuses(edit((c) => (c.state = { fsync: 'off' })), 'state.fsync');
+  refuses(edit((c) => (c.state = { sync: false })), 'state.sync');
+});
+
 test('validating a validated config gives the same config', () => {
   const once = validateConfig(edit((c) => (c.hba = ['host all all 127.0.0.1/32 md5'])), '/etc/pgq/x.json');
   assert.equal(once.state.dir, '/etc/pgq/pgquorum-state');

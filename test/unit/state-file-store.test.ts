@@ -164,6 +164,48 @@ test('group commit: 1000 concurrent recordCommit calls share a few fsyncs', asyn
   await s.close();
 });
 
+/** The open flags of this process's file descriptor for `file` (from /proc/self/fdinfo), or null. */
+async function openFlags(file: string): Promise<number | null> {
+  for (const fd of await fs.readdir('/proc/self/fd')) {
+    const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== file) continue;
+    const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+    return parseInt(/^flags:\s*([0-7]+)/m.exec(info)![1]!, 8);
+  }
+  return null;
+}
+
+test('state.fsync false: the log is appended without O_DSYNC and nothing is synced; every record survives reopen', async () => {
+  const O_DSYNC = 0o10000;
+  const synced = await tmpDir();
+  const a = await opened(synced);
+  assert.equal(((await openFlags(path.join(synced, 'decisions.log'))) ?? 0) & O_DSYNC, O_DSYNC, 'the default log is opened with O_DSYNC');
+  await a.close();
+
+  const dir = await tmpDir();
+  const s = await opened(dir, { fsync: false, compactMinLines: 100 });
+  const flags = await openFlags(path.join(dir, 'decisions.log'));
+  assert.ok(flags !== null, 'the log is open');
+  assert.equal(flags & O_DSYNC, 0, 'no O_DSYNC');
+  await s.leaseGxidRange('c1', 1000);
+  assert.equal(await s.writeCluster(null, rec(1)), true);
+  const gids = Array.from({ length: 400 }, (_, i) => `pgq_c1_${i + 1}`);
+  await Promise.all(gids.slice(0, 200).map((g) => s.recordCommit(g)));
+  for (const g of gids.slice(200)) await s.recordCommit(g); // one batch each
+  s.forgetCommits(gids.slice(0, 300)); // over half dead: the next batch compacts
+  await s.recordCommit('pgq_c1_998'); // the writer compacts after this batch (after answering it)
+  await s.recordCommit('pgq_c1_999'); // queued behind the compaction
+  assert.equal(s.stats.log.compactions, 1);
+  assert.equal(s.stats.log.fsyncs, 0, 'no sync of any kind');
+  assert.ok(s.stats.log.batches >= 201, `batches: ${s.stats.log.batches}`);
+  await s.close();
+  const t = await opened(dir, { fsync: false });
+  assert.deepEqual(new Set(t.commits()), new Set([...gids.slice(300), 'pgq_c1_998', 'pgq_c1_999']));
+  assert.equal(t.highWater(), 1001n);
+  assert.equal((await t.readCluster())?.epoch, 1);
+  await t.close();
+});
+
 test('compaction drops forgotten decisions and keeps every live one', async () => {
   const dir = await tmpDir();
   const s = await opened(dir);
