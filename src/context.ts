@@ -11,6 +11,7 @@ import type { CatalogCache } from './determinism/catalog.js';
 import type { WriteGate } from './txn/write-gate.js';
 import type { NodeAdmin } from './cluster/admin.js';
 import type { HealthChecker } from './cluster/health.js';
+import type { SharedReads } from './backend/shared-reads.js';
 
 export interface CoordinatorContext {
   config: Config;
@@ -32,4 +33,6 @@ export interface CoordinatorContext {
   admin: NodeAdmin;
   /** Node health checks (src/cluster/health.ts). */
   health: HealthChecker;
+  /** Connections that sessions share for keyed autocommit reads (src/backend/shared-reads.ts); absent: no sharing. */
+  sharedReads?: SharedReads;
 }

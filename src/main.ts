@@ -9,6 +9,7 @@ import type { CoordinatorContext } from './context.js';
 import { FileStateStore } from './state/file-store.js';
 import { GxidAllocator } from './txn/gtm.js';
 import { TwoPhaseCommit, type InflightTxn } from './txn/commit.js';
+import { SharedReads } from './backend/shared-reads.js';
 import { Resolver } from './txn/resolver.js';
 import { CommitBarrier } from './txn/barrier.js';
 import { CatalogCache } from './determinism/catalog.js';
@@ -44,7 +45,8 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   const commit = new TwoPhaseCommit({ cluster, store, gxids, log, inflight, barrier });
   const writes = new WriteGate(cluster);
   cluster.onNodeLeft = (node) => writes.nodeLeft(node);
-  const ctx = { config, cluster, log, sessions: new Map(), store, commit, inflight, barrier, catalog: new CatalogCache(), writes } as Omit<CoordinatorContext, 'admin' | 'health'> as CoordinatorContext;
+  const sharedReads = new SharedReads(cluster, config.reads.prepare === 'keyed' ? config.reads.shared_connections : 0, log);
+  const ctx = { config, cluster, log, sessions: new Map(), store, commit, inflight, barrier, catalog: new CatalogCache(), writes, sharedReads } as Omit<CoordinatorContext, 'admin' | 'health'> as CoordinatorContext;
   // In-doubt transactions left by an earlier run are finished before clients come in.
   const resolver = new Resolver(ctx, store, inflight);
   await resolver.runOnce();
@@ -67,6 +69,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
           severity: 'FATAL',
         });
         for (const s of [...ctx.sessions.values()]) s.fatal(bye);
+        sharedReads.close();
         await done;
         // Let commits in flight reach their end before the store closes (bounded).
         for (const deadline = Date.now() + 5000; inflight.size > 0 && Date.now() < deadline; ) {

@@ -138,6 +138,10 @@ export class NodeConnection {
   private failer: ((e: PgqError) => void) | null = null;
   /** The relay in progress (see relay()), or null. */
   private relaying: Relay | null = null;
+  /** Relays sent behind `relaying` (relayPipelined), answered in order. */
+  private relayQueue: Relay[] = [];
+  /** performance.now() when the node began on the answer `relaying` waits for (sent, or the previous one ended). */
+  private relayHeadSince = 0;
 
   private constructor(node: ClusterNode, socket: net.Socket, log: Logger) {
     this.node = node;
@@ -262,17 +266,50 @@ export class NodeConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const relay = this.relaying;
-    if (relay) {
+    let relay = this.relaying;
+    while (relay) {
       chunk = this.onRelayData(relay, chunk);
       if (relay.status === null) return; // the answer goes on (or the connection failed)
-      // The answer is complete: bytes after it are read as usual before the session hears of it.
-      this.relaying = null;
-      if (chunk.length > 0) this.readFrames(chunk);
+      // The answer is complete. The next pipelined relay takes the bytes after it; with none,
+      // they are read as usual before the session hears of it.
+      this.relaying = this.relayQueue.shift() ?? null;
+      if (this.relaying) this.relayHeadSince = performance.now();
+      else if (chunk.length > 0) this.readFrames(chunk);
       relay.done(relay.status, null, relay.forwarded, relay.refused);
-      return;
+      relay = this.relaying;
+      if (chunk.length === 0) return;
     }
     this.readFrames(chunk);
+  }
+
+  /**
+   * relay() for a connection that sessions share (src/backend/shared-reads.ts):
+   * the request is sent at once, behind the relays in flight, and its answer
+   * is taken in order. Each request ends in Sync (or is a Query), so an error
+   * in one does not touch the next. The connection must take nothing else
+   * (no exchange()). Returns false when it cannot take it (closed, or an
+   * exchange running).
+   */
+  relayPipelined(msg: Buffer, out: (chunk: Buffer) => void, done: RelayDone, skip = 0): boolean {
+    if (this.closed || this.handler !== null || (this.relaying === null && this.reader.buffered !== 0)) return false;
+    const r: Relay = { out, done, skip, refused: false, tail: null, forwarded: false, status: null };
+    if (this.relaying) this.relayQueue.push(r);
+    else {
+      this.relaying = r;
+      this.relayHeadSince = performance.now();
+    }
+    this.socket.write(msg);
+    return true;
+  }
+
+  /** Relays sent and not answered yet (relayPipelined). */
+  get relaysInFlight(): number {
+    return (this.relaying ? 1 : 0) + this.relayQueue.length;
+  }
+
+  /** How long the node has been on the oldest unanswered relay, in ms (0 with none). */
+  relayHeadAge(now: number): number {
+    return this.relaying ? now - this.relayHeadSince : 0;
   }
 
   private readFrames(chunk: Buffer): void {
@@ -419,7 +456,11 @@ export class NodeConnection {
     const r = this.relaying;
     if (!r) return;
     this.relaying = null;
+    const rest = this.relayQueue;
+    this.relayQueue = [];
     r.done(status, lost, r.forwarded, r.refused);
+    // Pipelined behind it: nothing of theirs was passed on.
+    for (const q of rest) q.done(status, lost, false, q.refused);
   }
 
   /** Stop reading (backpressure from a slow client). */

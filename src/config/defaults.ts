@@ -33,6 +33,7 @@ export const DEFAULTS = {
   reads: {
     balance: 'session',
     prepare: 'keyed',
+    shared_connections: 1,
   },
   writes: {
     replicate: 'at_commit',

@@ -79,10 +79,11 @@ export function validateConfig(raw: unknown, file?: string): Config {
   };
 
   const r = optObject(root.reads, 'reads');
-  refuseUnknown(r, 'reads', ['balance', 'prepare']);
+  refuseUnknown(r, 'reads', ['balance', 'prepare', 'shared_connections']);
   const reads = {
     balance: oneOf(r.balance ?? DEFAULTS.reads.balance, 'reads.balance', ['session', 'statement'] as const),
     prepare: oneOf(r.prepare ?? DEFAULTS.reads.prepare, 'reads.prepare', ['keyed', 'off'] as const),
+    shared_connections: int(r.shared_connections ?? DEFAULTS.reads.shared_connections, 'reads.shared_connections', 0, 16),
   };
 
   const w = optObject(root.writes, 'writes');

@@ -75,6 +75,8 @@ export interface Config {
     balance: 'session' | 'statement';
     /** 'keyed': a SELECT of one row by a unique key sent by the simple protocol runs on its node as a prepared statement; 'off': as sent. */
     prepare: 'keyed' | 'off';
+    /** Connections per node (and login) that sessions share for keyed autocommit reads; 0: none (docs/routing.md). */
+    shared_connections: number;
   };
   /** When the other nodes run a transaction's writes (docs/config.md `writes`). */
   writes: {

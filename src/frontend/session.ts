@@ -228,6 +228,7 @@ export class Session {
       case FE.CopyFail:
         return; // outside COPY these are ignored (PostgreSQL does the same after a failed COPY)
       case FE.FunctionCall:
+        this.router.noteStatement(null);
         this.enqueue({ kind: 'function-call' });
         return;
       default:
@@ -259,11 +260,20 @@ export class Session {
     const c = target.conn;
     if (!c || !c.relayable) return false;
     const req = target.form ? preparedReq(sql, target.form) : null;
-    const body = req ? req.forNode(c) : { bufs: [u.frame.raw], skip: 0 };
-    return this.relayRead(c, body, req, (refused) => {
-      if (refused) u.unprepared = true;
-      this.queue.unshift(u);
-    });
+    // A keyed read of a session whose connections hold only what its login set may go over a shared one.
+    const shared = req && this.router.readsShareable() ? (this.ctx.sharedReads?.conn(c.node, this.login) ?? null) : null;
+    const use = shared ?? c;
+    const body = req ? req.forNode(use) : { bufs: [u.frame.raw], skip: 0 };
+    return this.relayRead(
+      use,
+      body,
+      req,
+      (refused) => {
+        if (refused) u.unprepared = true;
+        this.queue.unshift(u);
+      },
+      shared !== null,
+    );
   }
 
   /**
@@ -288,18 +298,22 @@ export class Session {
    * when its answer is complete. `again` puts the request back at the head
    * of the queue, to go the usual way: when the node was lost before any
    * of the answer was passed on, or refused the request's injected part.
+   * `shared`: `c` is a shared read connection (src/backend/shared-reads.ts):
+   * the request is pipelined behind other sessions' and a slow client does
+   * not pause it (a keyed read's answer is one row).
    */
-  private relayRead(c: NodeConnection, body: { bufs: Buffer[]; skip: number }, req: Req | null, again: (refused: boolean) => void): boolean {
+  private relayRead(c: NodeConnection, body: { bufs: Buffer[]; skip: number }, req: Req | null, again: (refused: boolean) => void, shared = false): boolean {
     const { bufs, skip } = body;
     const msg = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
     const client = this.client;
     const exec = this.exec;
     const node = c.node;
-    const ok = c.relay(
+    const ok = (shared ? c.relayPipelined : c.relay).call(
+      c,
       msg,
       (chunk) => {
         client.send(chunk);
-        exec.throttle(c);
+        if (!shared) exec.throttle(c);
       },
       (status, lost, forwarded, refused) => {
         node.inflight--;

@@ -55,6 +55,8 @@ export class Router {
   private txnDdl = false;
   /** setseed() the session called: the seeds of its writes are then derived from it (repeatable), else random. */
   private userSeed: { base: number; n: number } | null = null;
+  /** Nothing this session ran may have changed its connections' session state (readsShareable()). */
+  private pristine = true;
   /** Temporary relations this session created (they live on the main node only). */
   readonly tempNames = new Set<string>();
   /** Those of them an unqualified name resolves to (all of them unless search_path puts pg_temp after a schema that has the name). */
@@ -311,6 +313,7 @@ export class Router {
     await this.exec.settleLostTxn();
     const cls = known ?? classify(sql);
     const st = cls.statements;
+    for (const s of st) this.noteStatement(s);
     if (st.length === 0) {
       this.s.sendEmptyQuery();
       return;
@@ -447,6 +450,21 @@ export class Router {
       if (this.ctx.catalog.peekTable(this.catalogScope(), info.target) !== undefined) continue;
       await this.planEnv().table(info.target);
     }
+  }
+
+  /**
+   * Keyed autocommit reads of this session may go over connections shared
+   * with the sessions of the same login (src/backend/shared-reads.ts): it
+   * has run nothing that may have changed the session state of its own
+   * connections (noteStatement()), and has no temporary tables.
+   */
+  readsShareable(): boolean {
+    return this.pristine && this.tempNames.size === 0;
+  }
+
+  /** The session runs `s` (null: something not classified, e.g. a FunctionCall): see readsShareable(). */
+  noteStatement(s: StatementInfo | null | undefined): void {
+    if (this.pristine && !(s && leavesSessionAlone(s))) this.pristine = false;
   }
 
   touchesTemp(s: StatementInfo): boolean {
@@ -775,6 +793,7 @@ export class Router {
   }
 
   private async runBatch(pb: PlannedBatch): Promise<void> {
+    for (const e of pb.execs) this.noteStatement(e.info);
     if (pb.end === 'sync') await this.exec.settleLostTxn();
     if (this.exec.txn?.broken && pb.end === 'sync') {
       const only = pb.execs.length === 1 ? pb.execs[0]!.info : null;
@@ -811,6 +830,21 @@ export class Router {
     await this.exec.fanOut(req, wrap);
   }
 
+}
+
+const SHARE_SAFE_WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+
+/**
+ * Statements after which a connection's session state is still what the
+ * login set: reads, transaction control, and INSERT/UPDATE/DELETE/MERGE
+ * (not creating anything, not calling set_config()). Everything else (SET,
+ * PREPARE, LISTEN, DDL, DO, CALL, a SELECT with a writing function, ...)
+ * may change it.
+ */
+function leavesSessionAlone(s: StatementInfo): boolean {
+  if (s.kind === 'read') return true;
+  if (isTxnControl(s.kind)) return s.kind !== 'prepare_transaction' && s.kind !== 'commit_prepared' && s.kind !== 'rollback_prepared';
+  return s.kind === 'write' && s.dataWrite === true && SHARE_SAFE_WRITES.has(s.tag) && !s.createsTemp && !s.functions.includes('set_config');
 }
 
 /** The setting a SET/RESET statement changes (lower case), or null for other statements. */

@@ -76,6 +76,15 @@ test('writes.prepare: keyed or off', () => {
   refuses(edit((c) => (c.writes = { prepare: 'all' })), 'writes.prepare');
 });
 
+test('reads.shared_connections: 1 by default, 0 to 16', () => {
+  assert.equal(validateConfig(edit(() => undefined)).reads.shared_connections, 1);
+  assert.equal(validateConfig(edit((c) => (c.reads = { shared_connections: 0 }))).reads.shared_connections, 0);
+  assert.equal(validateConfig(edit((c) => (c.reads = { shared_connections: 16 }))).reads.shared_connections, 16);
+  refuses(edit((c) => (c.reads = { shared_connections: 17 })), 'reads.shared_connections');
+  refuses(edit((c) => (c.reads = { shared_connections: 1.5 })), 'reads.shared_connections');
+  refuses(edit((c) => (c.reads = { shared_connections: '1' })), 'reads.shared_connections');
+});
+
 test('state.fsync: on unless turned off, a boolean', () => {
   assert.equal(validateConfig(edit(() => undefined)).state.fsync, true);
   assert.equal(validateConfig(edit((c) => (c.state = { fsync: false }))).state.fsync, false);

@@ -1,0 +1,158 @@
+// Shared connections for keyed reads (docs/routing.md "Shared connections
+// for keyed reads", src/backend/shared-reads.ts), on 3 real nodes: keyed
+// autocommit reads of sessions with the same login go, pipelined, over one
+// connection per node; every session still gets its own row; a session
+// whose connections may hold other session state (SET, even inside a
+// transaction block) or another login never reads through another's
+// connection; a shared connection that dies loses nobody's read.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { showNodes, waitFor } from '../helpers/ha.js';
+import type { SharedReads } from '../../src/backend/shared-reads.js';
+
+const ALICE = { name: 'sr_alice', password: 'sr-alice-pw' };
+
+const fx = useClusterWithCoordinator({
+  nodes: 3,
+  edit: (c) => {
+    c.users.push(ALICE);
+  },
+  setup: async () => {
+    const c = await fx.coord.client();
+    await c.query('CREATE TABLE sr (id int PRIMARY KEY, v int NOT NULL)');
+    await c.query('INSERT INTO sr SELECT g, g * 10 FROM generate_series(1, 40) g ORDER BY g');
+    await c.query('CREATE SCHEMA s2');
+    await c.query('CREATE TABLE s2.sr (id int PRIMARY KEY, v int NOT NULL)');
+    await c.query('INSERT INTO s2.sr SELECT g, -g FROM generate_series(1, 40) g ORDER BY g');
+    await c.query('CREATE TABLE sr_secret (id int PRIMARY KEY, v int NOT NULL)');
+    await c.query('INSERT INTO sr_secret VALUES (1, 111)');
+    await c.query(`CREATE ROLE ${ALICE.name} LOGIN PASSWORD '${ALICE.password}'`);
+    await c.query(`GRANT SELECT ON sr TO ${ALICE.name}`);
+    await c.end();
+  },
+});
+
+function shared(): SharedReads {
+  const s = fx.coord.coordinator.ctx.sharedReads;
+  assert.ok(s, 'the coordinator has shared read connections');
+  return s;
+}
+
+/** Each client runs `n` keyed reads of random ids and checks every answer. */
+async function readLoop(c: pg.Client, n: number, expect: (id: number) => number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const id = 1 + Math.floor(Math.random() * 40);
+    const r = await c.query(`SELECT v FROM sr WHERE id = ${id}`);
+    assert.deepEqual(r.rows, [{ v: expect(id) }], `read of id ${id}`);
+  }
+}
+
+test('16 sessions read by key, pipelined over one shared connection per node; every answer is the reader\'s own row', async () => {
+  const s = shared();
+  const before = { ...s.stats };
+  const clients = await Promise.all(Array.from({ length: 16 }, () => fx.coord.client({ application_name: 'sr-many' })));
+  await Promise.all(clients.map((c) => readLoop(c, 60, (id) => id * 10)));
+  const reads = s.stats.reads - before.reads;
+  assert.ok(reads >= 16 * 60 * 0.8, `most reads went over shared connections: ${reads} of ${16 * 60}`);
+  assert.ok(s.stats.maxInFlight >= 2, `reads were pipelined (at most ${s.stats.maxInFlight} in flight at once)`);
+  const pids = s.backendPids();
+  for (const [node, list] of pids) assert.ok(list.length <= 1, `one shared connection to ${node} per login: ${list.join(', ')}`);
+  // On the nodes: the shared backends are the coordinator's, and ran the prepared form.
+  for (const [node, list] of pids) {
+    const i = Number(node.slice(1)) - 1;
+    for (const pid of list) {
+      assert.equal(fx.cluster.psqlNode(i, `SELECT query FROM pg_stat_activity WHERE pid = ${pid}`), 'SELECT v FROM sr WHERE id = $1');
+    }
+  }
+  await Promise.all(clients.map((c) => c.end()));
+});
+
+test('a session that changed its session state (SET, also inside a transaction block) reads on its own connections', async () => {
+  const s = shared();
+  const plainSession = await fx.coord.client({ application_name: 'sr-state' });
+  const setOutside = await fx.coord.client({ application_name: 'sr-state' });
+  const setInside = await fx.coord.client({ application_name: 'sr-state' });
+  await readLoop(plainSession, 20, (id) => id * 10); // the login's shared connections exist
+  await setOutside.query('SET search_path = s2, public');
+  await setInside.query('BEGIN');
+  await setInside.query('SET search_path = s2, public');
+  await setInside.query('COMMIT');
+  const before = s.stats.reads;
+  // Through a shared connection (search_path as the login set it) these would read public.sr.
+  await Promise.all([readLoop(setOutside, 30, (id) => -id), readLoop(setInside, 30, (id) => -id)]);
+  assert.equal(s.stats.reads, before, 'none of their reads went over a shared connection');
+  await readLoop(plainSession, 20, (id) => id * 10);
+  assert.ok(s.stats.reads > before, 'the untouched session still shares');
+  await Promise.all([plainSession.end(), setOutside.end(), setInside.end()]);
+});
+
+test('sessions of another login never read through the postgres sessions\' shared connections', async () => {
+  const s = shared();
+  const admin = await fx.coord.client({ application_name: 'sr-login' });
+  const alice = await fx.coord.client({ application_name: 'sr-login', user: ALICE.name, password: ALICE.password });
+  const r = await admin.query('SELECT v FROM sr_secret WHERE id = 1');
+  assert.deepEqual(r.rows, [{ v: 111 }]);
+  await readLoop(admin, 10, (id) => id * 10);
+  for (let i = 0; i < 10; i++) {
+    await assert.rejects(alice.query('SELECT v FROM sr_secret WHERE id = 1'), (e: { code?: string }) => e.code === '42501', 'alice may not read sr_secret');
+    assert.deepEqual((await admin.query('SELECT v FROM sr_secret WHERE id = 1')).rows, [{ v: 111 }]);
+  }
+  await readLoop(alice, 20, (id) => id * 10); // alice's own reads work, over her own shared connections
+  const users = new Set<string>();
+  for (const [node, pids] of s.backendPids()) {
+    const i = Number(node.slice(1)) - 1;
+    for (const pid of pids) users.add(fx.cluster.psqlNode(i, `SELECT usename FROM pg_stat_activity WHERE pid = ${pid}`));
+  }
+  assert.ok(users.has(ALICE.name), `alice has shared connections of her own (users: ${[...users].join(', ')})`);
+  await Promise.all([admin.end(), alice.end()]);
+});
+
+test('a shared connection killed on its node under load: no read is lost or answered wrongly, and a new one is opened', async () => {
+  const s = shared();
+  const clients = await Promise.all(Array.from({ length: 8 }, () => fx.coord.client({ application_name: 'sr-kill' })));
+  await Promise.all(clients.map((c) => readLoop(c, 5, (id) => id * 10)));
+  const opened = s.stats.opened;
+  const victims = await waitFor(() => {
+    const all = [...s.backendPids()].filter(([, pids]) => pids.length > 0);
+    return all.length > 0 ? all : null;
+  }, 10_000, 'a shared connection');
+  let stop = false;
+  const loops = clients.map(async (c) => {
+    let n = 0;
+    while (!stop) {
+      await readLoop(c, 1, (id) => id * 10);
+      n++;
+    }
+    return n;
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  for (const [node, pids] of victims) {
+    const i = Number(node.slice(1)) - 1;
+    for (const pid of pids) assert.equal(fx.cluster.psqlNode(i, `SELECT pg_terminate_backend(${pid})`), 't');
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  stop = true;
+  const counts = await Promise.all(loops);
+  assert.ok(counts.every((n) => n > 0), `every client kept reading: ${counts.join(', ')}`);
+  await waitFor(() => s.stats.opened > opened || null, 10_000, 'a new shared connection');
+  // The nodes stayed in service: losing a shared connection is not evidence against a node.
+  assert.deepEqual((await showNodes(clients[0]!)).map((r) => r.state), ['up', 'up', 'up']);
+  await Promise.all(clients.map((c) => c.end()));
+});
+
+test('reads.shared_connections = 0: every session reads on its own connections', async () => {
+  const coord = await startTestCoordinator(fx.cluster, (c) => {
+    c.reads.shared_connections = 0;
+  });
+  try {
+    const clients = await Promise.all(Array.from({ length: 4 }, () => coord.client({ application_name: 'sr-off' })));
+    await Promise.all(clients.map((c) => readLoop(c, 20, (id) => id * 10)));
+    const s = coord.coordinator.ctx.sharedReads!;
+    assert.equal(s.stats.reads, 0);
+    assert.equal(s.connections, 0);
+  } finally {
+    await coord.stop();
+  }
+});
