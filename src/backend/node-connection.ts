@@ -270,14 +270,18 @@ export class NodeConnection {
     while (relay) {
       chunk = this.onRelayData(relay, chunk);
       if (relay.status === null) return; // the answer goes on (or the connection failed)
-      // The answer is complete. The next pipelined relay takes the bytes after it; with none,
-      // they are read as usual before the session hears of it.
+      // The answer is complete. With no pipelined relay behind it, the bytes after it are read
+      // as usual before the session hears of it; else the next relay takes them.
       this.relaying = this.relayQueue.shift() ?? null;
-      if (this.relaying) this.relayHeadSince = performance.now();
-      else if (chunk.length > 0) this.readFrames(chunk);
+      if (this.relaying === null) {
+        if (chunk.length > 0) this.readFrames(chunk);
+        relay.done(relay.status, null, relay.forwarded, relay.refused);
+        return;
+      }
+      this.relayHeadSince = performance.now();
       relay.done(relay.status, null, relay.forwarded, relay.refused);
       relay = this.relaying;
-      if (chunk.length === 0) return;
+      if (relay === null || chunk.length === 0) return; // null: done() closed the connection, the rest goes with it
     }
     this.readFrames(chunk);
   }

@@ -1,0 +1,176 @@
+// NodeConnection's relays against a scripted fake node (protocol edge cases
+// a real server does not produce on demand): answers of pipelined relays
+// (shared read connections, src/backend/shared-reads.ts) arriving in one
+// chunk or cut anywhere, bytes that follow an answer, and a connection lost
+// with relays queued.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import pino from 'pino';
+import { ClusterNode } from '../../src/cluster/cluster.js';
+import { NodeConnection } from '../../src/backend/node-connection.js';
+import type { Frame } from '../../src/protocol/reader.js';
+
+function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(5);
+  h.write(type, 0, 'latin1');
+  h.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([h, body]);
+}
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+const READY = msg('Z', Buffer.from('I'));
+/** One row answer: RowDescription, DataRow with `v`, CommandComplete, ReadyForQuery. */
+function answer(v: string): Buffer {
+  const rowDesc = msg('T', Buffer.concat([Buffer.from([0, 1]), cstr('v'), int32(0), Buffer.from([0, 0]), int32(25), Buffer.from([0xff, 0xff]), int32(-1), Buffer.from([0, 0])]));
+  const dataRow = msg('D', Buffer.concat([Buffer.from([0, 1]), int32(Buffer.byteLength(v)), Buffer.from(v)]));
+  return Buffer.concat([rowDesc, dataRow, msg('C', cstr('SELECT 1')), READY]);
+}
+
+/** A fake node: logs anyone in, then hands every later write it gets to `onQuery` with the socket. */
+async function fakeNode(onQuery: (sock: net.Socket, data: Buffer) => void): Promise<{ port: number; close: () => Promise<void>; socks: net.Socket[] }> {
+  const socks: net.Socket[] = [];
+  const server = net.createServer((sock) => {
+    socks.push(sock);
+    let started = false;
+    sock.on('data', (d) => {
+      if (!started) {
+        started = true; // the startup packet (a test client sends it in one piece)
+        sock.write(Buffer.concat([msg('R', int32(0)), msg('K', Buffer.concat([int32(4242), int32(7)])), READY]));
+        return;
+      }
+      onQuery(sock, d);
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    socks,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of socks) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function connectTo(port: number): Promise<NodeConnection> {
+  const node = new ClusterNode({ id: 'n1', host: '127.0.0.1', port, weight: 1 }, 0);
+  return NodeConnection.connect(node, { user: 'u', password: null, database: 'd', params: {}, connectTimeoutMs: 5000 }, pino({ level: 'silent' }));
+}
+
+interface Got {
+  out: Buffer[];
+  done: { status: string | null; lost: boolean; forwarded: boolean } | null;
+}
+
+function relayOn(c: NodeConnection, pipelined: boolean, tag: string, order: string[]): Got {
+  const got: Got = { out: [], done: null };
+  const ok = (pipelined ? c.relayPipelined : c.relay).call(
+    c,
+    msg('Q', cstr(tag)),
+    (chunk) => got.out.push(Buffer.from(chunk)),
+    (status, lost, forwarded) => {
+      got.done = { status, lost: lost !== null, forwarded };
+      order.push(tag);
+    },
+  );
+  assert.ok(ok, `relay ${tag} taken`);
+  return got;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), what);
+}
+
+test('pipelined relays: three answers in one chunk, and the same answers cut at every byte, each reach their own relay in order', async () => {
+  for (const cut of ['one chunk', 'byte by byte']) {
+    let pending = 0;
+    const node = await fakeNode((sock, d) => {
+      pending += d.toString('latin1').split('Q').length - 1;
+      if (pending < 3) return;
+      const all = Buffer.concat([answer('a'), answer('bb'), answer('ccc')]);
+      if (cut === 'one chunk') sock.write(all);
+      else {
+        void (async () => {
+          for (let i = 0; i < all.length; i++) {
+            sock.write(all.subarray(i, i + 1));
+            if (i % 5 === 0) await new Promise((r) => setTimeout(r, 1)); // separate reads on the other side
+          }
+        })();
+      }
+    });
+    const c = await connectTo(node.port);
+    try {
+      const order: string[] = [];
+      const got = ['a', 'bb', 'ccc'].map((t) => relayOn(c, true, t, order));
+      assert.equal(c.relaysInFlight, 3);
+      await until(() => order.length === 3, `${cut}: all three answered`);
+      assert.deepEqual(order, ['a', 'bb', 'ccc'], cut);
+      got.forEach((g, i) => {
+        assert.deepEqual(Buffer.concat(g.out), answer(['a', 'bb', 'ccc'][i]!), `${cut}: relay ${i} got exactly its answer`);
+        assert.deepEqual(g.done, { status: 'I', lost: false, forwarded: true });
+      });
+      assert.equal(c.relaysInFlight, 0);
+    } finally {
+      c.close();
+      await node.close();
+    }
+  }
+});
+
+test('bytes after an answer with no relay behind it are read once, as an async message', async () => {
+  const notify = msg('A', Buffer.concat([int32(99), cstr('ch'), cstr('hi')]));
+  const node = await fakeNode((sock) => sock.write(Buffer.concat([answer('x'), notify])));
+  const c = await connectTo(node.port);
+  try {
+    const seen: Frame[] = [];
+    c.onAsync = (f) => seen.push(f);
+    for (const pipelined of [false, true]) {
+      seen.length = 0;
+      const order: string[] = [];
+      const g = relayOn(c, pipelined, 'x', order);
+      await until(() => order.length === 1 && seen.length > 0, 'answered and the notification seen');
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(Buffer.concat(g.out), answer('x'), `${pipelined ? 'pipelined' : 'relay'}: the answer, without what followed it`);
+      assert.deepEqual(
+        seen.map((f) => f.type),
+        ['A'.charCodeAt(0)],
+        `${pipelined ? 'pipelined' : 'relay'}: the notification once`,
+      );
+    }
+  } finally {
+    c.close();
+    await node.close();
+  }
+});
+
+test('a connection lost with relays queued: every one is told, and only the first may have passed anything on', async () => {
+  const node = await fakeNode((sock, d) => {
+    // the first answer's RowDescription and DataRow, not its end
+    if (d.toString('latin1').includes('first')) sock.write(answer('partial').subarray(0, answer('partial').length - msg('C', cstr('SELECT 1')).length - READY.length));
+  });
+  const c = await connectTo(node.port);
+  try {
+    const order: string[] = [];
+    const got = ['first', 'second', 'third'].map((t) => relayOn(c, true, t, order));
+    await until(() => got[0]!.out.length > 0, 'part of the first answer passed on');
+    for (const s of node.socks) s.destroy();
+    await until(() => order.length === 3, 'all three told');
+    assert.deepEqual(order, ['first', 'second', 'third']);
+    assert.deepEqual(got[0]!.done, { status: null, lost: true, forwarded: true });
+    assert.deepEqual(got[1]!.done, { status: null, lost: true, forwarded: false });
+    assert.deepEqual(got[2]!.done, { status: null, lost: true, forwarded: false });
+    assert.equal(c.relayPipelined(msg('Q', cstr('late')), () => undefined, () => undefined), false, 'a closed connection takes no more');
+  } finally {
+    c.close();
+    await node.close();
+  }
+});
