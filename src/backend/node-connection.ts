@@ -138,7 +138,7 @@ export class NodeConnection {
   private failer: ((e: PgqError) => void) | null = null;
   /** The relay in progress (see relay()), or null. */
   private relaying: Relay | null = null;
-  /** Relays sent behind `relaying` (relayPipelined), answered in order. */
+  /** Relays sent behind `relaying` (relay(..., pipelined)), answered in order. */
   private relayQueue: Relay[] = [];
   /** performance.now() when the node began on the answer `relaying` waits for (sent, or the previous one ended). */
   private relayHeadSince = 0;
@@ -286,27 +286,7 @@ export class NodeConnection {
     this.readFrames(chunk);
   }
 
-  /**
-   * relay() for a connection that sessions share (src/backend/shared-reads.ts):
-   * the request is sent at once, behind the relays in flight, and its answer
-   * is taken in order. Each request ends in Sync (or is a Query), so an error
-   * in one does not touch the next. The connection must take nothing else
-   * (no exchange()). Returns false when it cannot take it (closed, or an
-   * exchange running).
-   */
-  relayPipelined(msg: Buffer, out: (chunk: Buffer) => void, done: RelayDone, skip = 0): boolean {
-    if (this.closed || this.handler !== null || (this.relaying === null && this.reader.buffered !== 0)) return false;
-    const r: Relay = { out, done, skip, refused: false, tail: null, forwarded: false, status: null };
-    if (this.relaying) this.relayQueue.push(r);
-    else {
-      this.relaying = r;
-      this.relayHeadSince = performance.now();
-    }
-    this.socket.write(msg);
-    return true;
-  }
-
-  /** Relays sent and not answered yet (relayPipelined). */
+  /** Relays sent and not answered yet (relay(..., pipelined)). */
   get relaysInFlight(): number {
     return (this.relaying ? 1 : 0) + this.relayQueue.length;
   }
@@ -386,10 +366,20 @@ export class NodeConnection {
    * (`forwarded` says whether any of the answer was passed on). Returns false
    * (nothing sent) when the connection cannot take it: closed, busy, or
    * holding unread bytes.
+   * `pipelined` (a connection that sessions share, src/backend/shared-reads.ts):
+   * the request is sent at once, behind the relays in flight, and its answer
+   * is taken in order. Each request ends in Sync (or is a Query), so an error
+   * in one does not touch the next. Such a connection takes no exchange().
    */
-  relay(msg: Buffer, out: (chunk: Buffer) => void, done: RelayDone, skip = 0): boolean {
-    if (!this.relayable) return false;
-    this.relaying = { out, done, skip, refused: false, tail: null, forwarded: false, status: null };
+  relay(msg: Buffer, out: (chunk: Buffer) => void, done: RelayDone, skip = 0, pipelined = false): boolean {
+    const behind = pipelined && this.relaying !== null && !this.closed && this.handler === null;
+    if (!behind && !this.relayable) return false;
+    const r: Relay = { out, done, skip, refused: false, tail: null, forwarded: false, status: null };
+    if (behind) this.relayQueue.push(r);
+    else {
+      this.relaying = r;
+      this.relayHeadSince = performance.now();
+    }
     this.socket.write(msg);
     return true;
   }

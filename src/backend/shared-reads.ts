@@ -44,8 +44,6 @@ interface LoginPools {
 export interface SharedReadStats {
   /** Reads sent over a shared connection. */
   reads: number;
-  /** Times a shared connection was passed over (busy on a slow read, or too many waiting). */
-  passedOver: number;
   /** Shared connections opened. */
   opened: number;
   /** Most reads ever in flight on one shared connection at once (pipelining at work when above 1). */
@@ -54,7 +52,7 @@ export interface SharedReadStats {
 
 export class SharedReads {
   readonly perNode: number;
-  readonly stats: SharedReadStats = { reads: 0, passedOver: 0, opened: 0, maxInFlight: 0 };
+  readonly stats: SharedReadStats = { reads: 0, opened: 0, maxInFlight: 0 };
   private readonly log: Logger;
   private readonly logins = new Map<string, LoginPools>();
   private readonly sweep: NodeJS.Timeout;
@@ -95,14 +93,11 @@ export class SharedReads {
     if (pool.conns.length + pool.opening < this.perNode && now >= pool.retryAt) this.open(lp, node, pool);
     let best: NodeConnection | null = null;
     for (const c of pool.conns) if (!best || c.relaysInFlight < best.relaysInFlight) best = c;
-    if (best && (best.relaysInFlight >= MAX_IN_FLIGHT || best.relayHeadAge(performance.now()) > HEAD_AGE_MS)) {
-      this.stats.passedOver++;
-      return null;
-    }
-    if (best) {
-      this.stats.reads++;
-      if (best.relaysInFlight + 1 > this.stats.maxInFlight) this.stats.maxInFlight = best.relaysInFlight + 1;
-    }
+    if (!best) return null;
+    const inFlight = best.relaysInFlight;
+    if (inFlight >= MAX_IN_FLIGHT || best.relayHeadAge(performance.now()) > HEAD_AGE_MS) return null;
+    this.stats.reads++;
+    if (inFlight + 1 > this.stats.maxInFlight) this.stats.maxInFlight = inFlight + 1;
     return best;
   }
 
@@ -173,10 +168,17 @@ export class SharedReads {
   }
 }
 
+/** A session's login never changes: its key is made once (conn() runs for every keyed read). */
+const keys = new WeakMap<NodeLogin, string>();
+
 /** Everything a node connection's login carries: sessions share only with an identical one. */
 function loginKey(l: NodeLogin): string {
+  const known = keys.get(l);
+  if (known !== undefined) return known;
   const params = Object.keys(l.params)
     .sort()
     .map((k) => [k, l.params[k]]);
-  return JSON.stringify([l.user, l.database, l.password, params]);
+  const key = JSON.stringify([l.user, l.database, l.password, params]);
+  keys.set(l, key);
+  return key;
 }

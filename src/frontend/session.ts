@@ -308,8 +308,7 @@ export class Session {
     const client = this.client;
     const exec = this.exec;
     const node = c.node;
-    const ok = (shared ? c.relayPipelined : c.relay).call(
-      c,
+    const ok = c.relay(
       msg,
       (chunk) => {
         client.send(chunk);
@@ -329,6 +328,7 @@ export class Session {
         if (!this.closed && this.queue.length > 0) void this.drain();
       },
       skip,
+      shared,
     );
     if (!ok) return false;
     node.inflight++;

@@ -72,14 +72,15 @@ interface Got {
 
 function relayOn(c: NodeConnection, pipelined: boolean, tag: string, order: string[]): Got {
   const got: Got = { out: [], done: null };
-  const ok = (pipelined ? c.relayPipelined : c.relay).call(
-    c,
+  const ok = c.relay(
     msg('Q', cstr(tag)),
     (chunk) => got.out.push(Buffer.from(chunk)),
     (status, lost, forwarded) => {
       got.done = { status, lost: lost !== null, forwarded };
       order.push(tag);
     },
+    0,
+    pipelined,
   );
   assert.ok(ok, `relay ${tag} taken`);
   return got;
@@ -168,7 +169,7 @@ test('a connection lost with relays queued: every one is told, and only the firs
     assert.deepEqual(got[0]!.done, { status: null, lost: true, forwarded: true });
     assert.deepEqual(got[1]!.done, { status: null, lost: true, forwarded: false });
     assert.deepEqual(got[2]!.done, { status: null, lost: true, forwarded: false });
-    assert.equal(c.relayPipelined(msg('Q', cstr('late')), () => undefined, () => undefined), false, 'a closed connection takes no more');
+    assert.equal(c.relay(msg('Q', cstr('late')), () => undefined, () => undefined, 0, true), false, 'a closed connection takes no more');
   } finally {
     c.close();
     await node.close();
