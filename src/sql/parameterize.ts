@@ -122,17 +122,28 @@ export function parameterize(text: string, times: (() => TimeValues) | null): Pa
   const key = types.join(',');
   let stmt = t.statements.get(key);
   if (!stmt) {
-    const full = `${sql}\u0000${key}`;
-    stmt = statements.get(full);
-    if (!stmt) {
-      const name = `pgquorum_${++made}`;
-      stmt = { name, sql, parse: encodeParse({ name, sql, paramTypes: types }) };
-      statements.set(full, stmt);
-    }
+    stmt = nodeStatement(sql, types, key);
     t.statements.set(key, stmt);
   }
   const bind = encodeBind({ portal: '', statement: stmt.name, paramFormats: [], params: values, resultFormats: [] });
   return { stmt, bind, describe: t.describe, position: (p) => mapPosition(p, buf, spans, t.dash) };
+}
+
+/**
+ * The coordinator's own statement for a text and its parameter types
+ * (`key`: the types joined by commas, when the caller has made it): one
+ * name per distinct pair, so every node connection that has it prepared
+ * has the same statement under that name.
+ */
+export function nodeStatement(sql: string, types: readonly number[], key = types.join(',')): NodeStatement {
+  const full = `${sql}\u0000${key}`;
+  let stmt = statements.get(full);
+  if (!stmt) {
+    const name = `pgquorum_${++made}`;
+    stmt = { name, sql, parse: encodeParse({ name, sql, paramTypes: [...types] }) };
+    statements.set(full, stmt);
+  }
+  return stmt;
 }
 
 /**

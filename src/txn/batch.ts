@@ -13,6 +13,7 @@ import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/rewrite.js';
 import type { Executor, Req } from './executor.js';
+import type { NodeStatement } from '../sql/parameterize.js';
 import { refuseExtendedRolePassword } from './role-password.js';
 
 export interface BatchDecoders {
@@ -31,7 +32,11 @@ export interface StatementDef {
   /** The Parse message as sent to nodes (rewritten when needed). */
   parseMsg: Buffer;
   sentSql: string;
+  /** The parameter types of the client's Parse (0: the node infers it). */
+  paramTypes: number[];
   rewrite: ParamRewrite | null;
+  /** The coordinator's own statement of the same text and types, once a shared read made it (Router.fastBatchTarget). */
+  own?: NodeStatement;
 }
 
 interface PortalDef {
@@ -102,7 +107,7 @@ export class BatchPlanner {
         parseMsg = encodeParse({ name: p.name, sql: rewrite.sql, paramTypes: types });
       }
     }
-    return { name: p.name, sql: p.sql, cls, info, parseMsg, sentSql, rewrite };
+    return { name: p.name, sql: p.sql, cls, info, parseMsg, sentSql, paramTypes: p.paramTypes, rewrite };
   }
 
   /** A Bind for a rewritten statement: the client's parameters plus the time values. */

@@ -12,7 +12,7 @@ import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../
 import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend.js';
 import { BE } from '../protocol/constants.js';
 import { SYNC, encodeClose, encodeDescribe, encodeExecute } from '../protocol/frontend.js';
-import type { ParamForm } from '../sql/parameterize.js';
+import type { NodeStatement, ParamForm } from '../sql/parameterize.js';
 import { PgqError, SqlState } from '../errors.js';
 import type { Req } from './executor.js';
 
@@ -47,45 +47,102 @@ function mapErrorFrame(raw: Buffer, form: ParamForm): Buffer {
 export function preparedReq(text: string, form: ParamForm): Req {
   const { stmt, bind } = form;
   const tail = form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC];
-  /** Per node: the statement closed to make room, known gone once the request ran. */
   const evicted = new Map<NodeConnection, string>();
   return {
     text,
     mapError: (raw) => mapErrorFrame(raw, form),
     forNode(c: NodeConnection) {
-      const own = c.ownStatements;
-      const has = c.prepared.get(stmt.name);
-      own.delete(stmt.name);
-      own.add(stmt.name); // the most recently used is last
-      if (has === stmt.sql) return { bufs: tail, skip: 1 }; // BindComplete
-      const inject: Buffer[] = [];
-      if (has !== undefined) inject.push(encodeClose({ kind: 'S', name: stmt.name }));
-      if (own.size > MAX_OWN_STATEMENTS) {
-        const oldest = own.values().next().value as string;
-        own.delete(oldest);
-        inject.push(encodeClose({ kind: 'S', name: oldest }));
-        c.prepared.set(oldest, UNKNOWN_STATEMENT); // until the Close is known to have run
-        evicted.set(c, oldest);
-      }
-      inject.push(stmt.parse);
-      return { bufs: [...inject, ...tail], skip: inject.length + 1 };
+      const inject = injectOwn(stmt, c, evicted);
+      return inject.length === 0 ? { bufs: tail, skip: 1 } : { bufs: [...inject, ...tail], skip: inject.length + 1 }; // + BindComplete
     },
     after(c: NodeConnection, r: ExchangeResult) {
-      if (r.lost) return;
-      const gone = evicted.get(c);
-      if (!r.error) {
-        c.prepared.set(stmt.name, stmt.sql);
-        if (gone !== undefined) c.prepared.delete(gone);
-        return;
-      }
-      c.prepared.set(stmt.name, UNKNOWN_STATEMENT);
-      if (gone !== undefined) c.prepared.set(gone, UNKNOWN_STATEMENT);
-      const p = r.error['P'];
+      if (!ownAfter(stmt, c, r, evicted)) return;
+      const p = r.error!['P'];
       if (p === undefined) return;
       // The position is in the text the node parsed: move it to the client's (frames forwarded live were mapped by mapError).
-      r.error['P'] = String(form.position(Number(p)));
+      r.error!['P'] = String(form.position(Number(p)));
       const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
       if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, form);
     },
   };
+}
+
+/**
+ * A client's Bind / Describe portal / Execute / Sync of its own prepared
+ * read, run on a shared read connection (Router.fastBatchTarget) as the
+ * coordinator's statement `stmt` of the same text and parameter types:
+ * `msgs` is the batch with the Bind naming `stmt`. Its BindComplete is
+ * swallowed like the replies to injected messages, so that an error in
+ * the Bind (a wrong parameter count names the statement) refuses the
+ * request and the batch goes the usual way; the caller sends the client
+ * its BindComplete before the rest of the answer.
+ */
+export function sharedReadReq(text: string, stmt: NodeStatement, msgs: Buffer[]): Req {
+  const evicted = new Map<NodeConnection, string>();
+  return {
+    text,
+    forNode(c: NodeConnection) {
+      const inject = injectOwn(stmt, c, evicted);
+      return inject.length === 0 ? { bufs: msgs, skip: 1 } : { bufs: [...inject, ...msgs], skip: inject.length + 1 };
+    },
+    after(c: NodeConnection, r: ExchangeResult) {
+      ownAfter(stmt, c, r, evicted);
+    },
+  };
+}
+
+/**
+ * What must go to `c` before a request that runs `stmt` there: nothing when
+ * it has the statement; else its Parse, after a Close of a stale copy and,
+ * when `c` keeps MAX_OWN_STATEMENTS, of the least recently used one
+ * (recorded in `evicted`, known gone once the request ran).
+ */
+function injectOwn(stmt: NodeStatement, c: NodeConnection, evicted: Map<NodeConnection, string>): Buffer[] {
+  const own = c.ownStatements;
+  const has = c.prepared.get(stmt.name);
+  own.delete(stmt.name);
+  own.add(stmt.name); // the most recently used is last
+  if (has === stmt.sql) return NONE;
+  const inject: Buffer[] = [];
+  if (has !== undefined) inject.push(encodeClose({ kind: 'S', name: stmt.name }));
+  if (own.size > MAX_OWN_STATEMENTS) {
+    const oldest = own.values().next().value as string;
+    own.delete(oldest);
+    inject.push(encodeClose({ kind: 'S', name: oldest }));
+    c.prepared.set(oldest, UNKNOWN_STATEMENT); // until the Close is known to have run
+    evicted.set(c, oldest);
+  }
+  inject.push(stmt.parse);
+  return inject;
+}
+
+const NONE: Buffer[] = [];
+
+/** `c`'s copies of statements after a request made by injectOwn() ran; true when it failed (r.error is set). */
+function ownAfter(stmt: NodeStatement, c: NodeConnection, r: ExchangeResult, evicted: Map<NodeConnection, string>): boolean {
+  if (r.lost) return false;
+  const gone = evicted.get(c);
+  if (!r.error) {
+    c.prepared.set(stmt.name, stmt.sql);
+    if (gone !== undefined) c.prepared.delete(gone);
+    return false;
+  }
+  c.prepared.set(stmt.name, UNKNOWN_STATEMENT);
+  if (gone !== undefined) c.prepared.set(gone, UNKNOWN_STATEMENT);
+  return true;
+}
+
+/** A Bind message (`raw`, whole) with its statement name replaced by `name`. */
+export function renameBind(raw: Buffer, name: string): Buffer {
+  const portalEnd = raw.indexOf(0, 5);
+  const stmtEnd = raw.indexOf(0, portalEnd + 1);
+  const head = portalEnd + 1;
+  const nameLen = Buffer.byteLength(name);
+  const restLen = raw.length - stmtEnd;
+  const out = Buffer.allocUnsafe(head + nameLen + restLen);
+  raw.copy(out, 0, 0, head);
+  out.writeInt32BE(out.length - 1, 1);
+  out.write(name, head, 'utf8');
+  raw.copy(out, head + nameLen, stmtEnd);
+  return out;
 }

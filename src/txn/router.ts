@@ -23,8 +23,8 @@ import { encodeNoticeResponse } from '../protocol/backend.js';
 import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
-import { parameterize, type ParamForm } from '../sql/parameterize.js';
-import { OWN_STATEMENT_NAME, ownNameError, preparedReq } from './prepared-write.js';
+import { nodeStatement, parameterize, type ParamForm } from '../sql/parameterize.js';
+import { OWN_STATEMENT_NAME, ownNameError, preparedReq, renameBind, sharedReadReq } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
@@ -241,7 +241,7 @@ export class Router {
    * that executes one read. Its node and request, or null: the usual way
    * plans it again (and reports whatever is wrong with it).
    */
-  fastBatchTarget(frames: Frame[], dec: BatchDecoders): { conn: NodeConnection; req: Req } | null {
+  fastBatchTarget(frames: Frame[], dec: BatchDecoders): { conn: NodeConnection; req: Req; shared: boolean } | null {
     const exec = this.exec;
     if (!this.fastPathOpen()) return null;
     for (const f of frames) if (f.type === FE.Parse || f.type === FE.Close) return null;
@@ -255,12 +255,50 @@ export class Router {
     if (pb.pinnedTo || pb.execs.length !== 1 || exec.planner.stripQueue.some((n) => n > 0)) return null;
     const s = pb.execs[0]!.info;
     if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return null;
+    let conn: NodeConnection;
     try {
-      const conn = exec.readConn();
-      return conn.relayable ? { conn, req: pb.req } : null;
+      conn = exec.readConn();
     } catch {
       return null;
     }
+    if (s.keyedRead && this.readsShareable() && this.ctx.sharedReads) {
+      const known = this.keyedReadTable(s);
+      if (known === undefined) return null; // the usual way, which asks the catalog (prefetch())
+      const shared = known ? this.sharedBatch(frames, dec, conn) : null;
+      if (shared) return shared;
+    }
+    return conn.relayable ? { conn, req: pb.req, shared: false } : null;
+  }
+
+  /**
+   * A keyed read's batch (Bind, Describe of its portal or not, Execute,
+   * Sync) on a shared read connection to `conn`'s node
+   * (src/backend/shared-reads.ts), as the coordinator's own statement of
+   * the client's text and parameter types (prepared-write.ts
+   * sharedReadReq()); null when the batch has another shape or no shared
+   * connection can take it.
+   */
+  private sharedBatch(frames: Frame[], dec: BatchDecoders, conn: NodeConnection): { conn: NodeConnection; req: Req; shared: boolean } | null {
+    const n = frames.length;
+    if ((n !== 3 && n !== 4) || frames[0]!.type !== FE.Bind) return null;
+    const bindRaw = frames[0]!.raw;
+    const b = dec.bind(frames[0]!.payload);
+    const def = this.exec.planner.statements.get(b.statement);
+    if (!def || def.rewrite) return null;
+    if (n === 4) {
+      if (frames[1]!.type !== FE.Describe) return null;
+      const d = dec.describe(frames[1]!.payload);
+      if (d.kind !== 'P' || d.name !== b.portal) return null;
+    }
+    const ex = frames[n - 2]!;
+    if (ex.type !== FE.Execute || dec.execute(ex.payload).portal !== b.portal) return null;
+    const c = this.ctx.sharedReads!.conn(conn.node, this.s.login);
+    if (!c) return null;
+    const own = (def.own ??= nodeStatement(def.sentSql, def.paramTypes));
+    const msgs = new Array<Buffer>(n);
+    msgs[0] = renameBind(bindRaw, own.name);
+    for (let i = 1; i < n; i++) msgs[i] = frames[i]!.raw;
+    return { conn: c, req: sharedReadReq(def.sql, own, msgs), shared: true };
   }
 
   /**
@@ -443,6 +481,10 @@ export class Router {
   private async prefetch(frames: Frame[], dec: BatchDecoders): Promise<void> {
     if (this.s.status === 'E') return;
     for (const f of frames) {
+      if (f.type === FE.Bind) {
+        await this.prefetchKeyedRead(dec.bind(f.payload).statement);
+        continue;
+      }
       if (f.type !== 0x50 /* Parse */) continue;
       const p = dec.parse(f.payload);
       const info = classify(p.sql).statements[0];
@@ -450,6 +492,19 @@ export class Router {
       if (this.ctx.catalog.peekTable(this.catalogScope(), info.target) !== undefined) continue;
       await this.planEnv().table(info.target);
     }
+  }
+
+  /**
+   * A keyed read of a prepared statement, outside a transaction block, whose
+   * table the catalog cache does not know (any more): its table is looked up
+   * on the main node, so that the next run can go over a shared read
+   * connection (fastBatchTarget()).
+   */
+  private async prefetchKeyedRead(name: string): Promise<void> {
+    const info = this.exec.planner.statements.get(name)?.info;
+    if (!info?.keyedRead || this.exec.txn || this.s.status !== 'I' || !this.ctx.sharedReads || !this.readsShareable()) return;
+    if (this.keyedReadTable(info) !== undefined) return;
+    await this.ctx.catalog.table(this.exec.mainConn(), this.catalogScope(), info.keyedRead.table, true);
   }
 
   /**

@@ -69,6 +69,71 @@ test('16 sessions read by key, pipelined over one shared connection per node; ev
   await Promise.all(clients.map((c) => c.end()));
 });
 
+test('prepared keyed reads (extended protocol) share too: each session\'s statement name may mean another text, and every answer is the reader\'s own', async () => {
+  const s = shared();
+  const before = s.stats.reads;
+  const clients = await Promise.all(Array.from({ length: 12 }, () => fx.coord.client({ application_name: 'sr-ext' })));
+  // The same statement name, two texts: sessions must not get each other's statement on the shared connection.
+  const text = (i: number): string => (i % 2 === 0 ? 'SELECT v FROM sr WHERE id = $1' : 'SELECT v + 1 AS v FROM sr WHERE id = $1');
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (let k = 0; k < 50; k++) {
+        const id = 1 + Math.floor(Math.random() * 40);
+        const r = await c.query({ name: 'rd', text: text(i), values: [id] });
+        assert.deepEqual(r.rows, [{ v: id * 10 + (i % 2) }], `session ${i}, read of id ${id}`);
+      }
+    }),
+  );
+  const reads = s.stats.reads - before;
+  assert.ok(reads >= 12 * 49 * 0.8, `most prepared reads went over shared connections: ${reads} of ${12 * 50}`);
+  const seen = new Set<string>();
+  for (const [node, list] of s.backendPids()) {
+    const i = Number(node.slice(1)) - 1;
+    for (const pid of list) seen.add(fx.cluster.psqlNode(i, `SELECT query FROM pg_stat_activity WHERE pid = ${pid}`));
+  }
+  for (const q of seen) assert.ok(q === text(0) || q === text(1) || q === 'SELECT v FROM sr WHERE id = $1', `a shared backend ran ${q}`);
+  // Binary results, and a named portal-less Bind with the row not there.
+  const c = clients[0]!;
+  const binary = { name: 'rd', text: text(0), values: [7], binary: true }; // node-postgres asks for binary results (not in its types)
+  const bin = await c.query(binary);
+  assert.equal(bin.rows[0].v, 70);
+  assert.deepEqual((await c.query({ name: 'rd', text: text(0), values: [4000] })).rows, []);
+  await Promise.all(clients.map((x) => x.end()));
+});
+
+test('prepared keyed reads over shared connections: errors are what a plain node says, and the session goes on', async () => {
+  const s = shared();
+  const c = await fx.coord.client({ application_name: 'sr-ext-err' });
+  const q = 'SELECT v FROM sr WHERE id = $1';
+  // Until a read went over a shared connection (they are opened on first need, one per node).
+  const start = s.stats.reads;
+  for (let i = 0; i < 30 && s.stats.reads - start < 3; i++) {
+    assert.deepEqual((await c.query({ name: 'e1', text: q, values: [(i % 40) + 1] })).rows, [{ v: ((i % 40) + 1) * 10 }]);
+  }
+  assert.ok(s.stats.reads - start >= 3, 'the named statement\'s reads share');
+  // An error in the Bind names the client's statement, as a node would (not the coordinator's).
+  await assert.rejects(c.query({ name: 'e1', text: q, values: [1, 2] }), (e: { code?: string; message?: string }) => {
+    assert.equal(e.code, '08P01');
+    assert.equal(e.message, 'bind message supplies 2 parameters, but prepared statement "e1" requires 1');
+    return true;
+  });
+  await assert.rejects(c.query({ name: 'e1', text: q, values: ['abc'] }), (e: { code?: string; message?: string }) => {
+    assert.equal(e.code, '22P02');
+    assert.equal(e.message, 'invalid input syntax for type integer: "abc"');
+    return true;
+  });
+  // A run-time error (after BindComplete) comes from the shared connection as it is.
+  const dz = 'SELECT v / (v - v) AS x FROM sr WHERE id = $1';
+  await assert.rejects(c.query({ name: 'e2', text: dz, values: [3] }), (e: { code?: string }) => e.code === '22012');
+  const mid = s.stats.reads;
+  await assert.rejects(c.query({ name: 'e2', text: dz, values: [3] }), (e: { code?: string }) => e.code === '22012');
+  assert.ok(s.stats.reads > mid, 'the failing read went over a shared connection');
+  assert.deepEqual((await c.query({ name: 'e1', text: q, values: [6] })).rows, [{ v: 60 }]);
+  assert.deepEqual((await c.query('SELECT count(*)::int AS n FROM sr')).rows, [{ n: 40 }]);
+  assert.deepEqual((await showNodes(c)).map((r) => r.state), ['up', 'up', 'up']);
+  await c.end();
+});
+
 test('a session that changed its session state (SET, also inside a transaction block) reads on its own connections', async () => {
   const s = shared();
   const plainSession = await fx.coord.client({ application_name: 'sr-state' });
