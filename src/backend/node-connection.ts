@@ -142,6 +142,12 @@ export class NodeConnection {
   private relayQueue: Relay[] = [];
   /** performance.now() when the node began on the answer `relaying` waits for (sent, or the previous one ended). */
   private relayHeadSince = 0;
+  /** A pipelined relay corked the socket: its writes go out together when this turn of the event loop is done. */
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private constructor(node: ClusterNode, socket: net.Socket, log: Logger) {
     this.node = node;
@@ -379,6 +385,11 @@ export class NodeConnection {
     else {
       this.relaying = r;
       this.relayHeadSince = performance.now();
+    }
+    if (pipelined && !this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
     }
     this.socket.write(msg);
     return true;
