@@ -122,6 +122,13 @@ export class NodeConnection {
   readonly prepared = new Map<string, string>();
   /** The coordinator's own statements made on this node (src/txn/prepared-write.ts), oldest first. */
   readonly ownStatements = new Set<string>();
+  /**
+   * A shared read connection (src/backend/shared-reads.ts): requests are
+   * pipelined on it, so a statement whose Parse was sent counts as made at
+   * once (prepared-write.ts injectOwn()), or every request sent before the
+   * first answer would Parse it again and fail.
+   */
+  shared = false;
   pid = 0;
   secret = 0;
   txnStatus: TxnStatus = 'I';

@@ -111,6 +111,7 @@ export class SharedReads {
           return;
         }
         this.stats.opened++;
+        c.shared = true;
         pool.conns.push(c);
         c.onClose = () => {
           const i = pool.conns.indexOf(c);

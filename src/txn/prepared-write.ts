@@ -93,9 +93,10 @@ export function sharedReadReq(text: string, stmt: NodeStatement, msgs: Buffer[])
 
 /**
  * What must go to `c` before a request that runs `stmt` there: nothing when
- * it has the statement; else its Parse, after a Close of a stale copy and,
- * when `c` keeps MAX_OWN_STATEMENTS, of the least recently used one
- * (recorded in `evicted`, known gone once the request ran).
+ * it has the statement (or, on a shared connection, its Parse was sent);
+ * else its Parse, after a Close of a stale copy and, when `c` keeps
+ * MAX_OWN_STATEMENTS, of the least recently used one (recorded in
+ * `evicted`, known gone once the request ran).
  */
 function injectOwn(stmt: NodeStatement, c: NodeConnection, evicted: Map<NodeConnection, string>): Buffer[] {
   const own = c.ownStatements;
@@ -113,6 +114,9 @@ function injectOwn(stmt: NodeStatement, c: NodeConnection, evicted: Map<NodeConn
     evicted.set(c, oldest);
   }
   inject.push(stmt.parse);
+  // Pipelined: the requests sent behind this one need not Parse it again; if the Parse fails, their Binds
+  // fail before BindComplete (refused, they run again the usual way) and ownAfter() forgets the statement.
+  if (c.shared) c.prepared.set(stmt.name, stmt.sql);
   return inject;
 }
 

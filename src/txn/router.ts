@@ -14,7 +14,7 @@ import { classify, type Classification, type StatementInfo } from '../sql/classi
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
 import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
-import type { BatchDecoders, PlannedBatch } from './batch.js';
+import type { BatchDecoders, PlannedBatch, StatementDef } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
 import { isPgquorumSetting, pgquorumSetting } from '../admin/barrier-command.js';
 import { describe, Executor, isTxnControl, Q_ABORT, type Req } from './executor.js';
@@ -27,6 +27,16 @@ import { nodeStatement, parameterize, type ParamForm } from '../sql/parameterize
 import { OWN_STATEMENT_NAME, ownNameError, preparedReq, renameBind, sharedReadReq } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
+/** Router.sharedBatch(): the catalog cache does not know the read's table. */
+const UNKNOWN_TABLE = Symbol('unknown table');
+
+/** Where a batch on the extended protocol's read fast path goes; `shared`: a shared read connection (Router.sharedBatch()). */
+export interface FastBatch {
+  conn: NodeConnection;
+  req: Req;
+  shared: boolean;
+}
+
 const Q_COMMIT = encodeQuery('COMMIT');
 /** Transaction control the coordinator may answer itself (lazy BEGIN): no options, nothing a node could refuse. */
 const PLAIN_BEGIN = /^\s*(begin(\s+(transaction|work))?|start\s+transaction)\s*;?\s*$/i;
@@ -241,9 +251,14 @@ export class Router {
    * that executes one read. Its node and request, or null: the usual way
    * plans it again (and reports whatever is wrong with it).
    */
-  fastBatchTarget(frames: Frame[], dec: BatchDecoders): { conn: NodeConnection; req: Req; shared: boolean } | null {
+  fastBatchTarget(frames: Frame[], dec: BatchDecoders): FastBatch | null {
     const exec = this.exec;
     if (!this.fastPathOpen()) return null;
+    if (frames[0]!.type === FE.Bind && this.ctx.sharedReads && this.readsShareable()) {
+      const shared = this.sharedBatch(frames, dec);
+      if (shared === UNKNOWN_TABLE) return null; // the usual way, which asks the catalog (prefetch())
+      if (shared) return shared;
+    }
     for (const f of frames) if (f.type === FE.Parse || f.type === FE.Close) return null;
     let pb: PlannedBatch;
     try {
@@ -255,48 +270,56 @@ export class Router {
     if (pb.pinnedTo || pb.execs.length !== 1 || exec.planner.stripQueue.some((n) => n > 0)) return null;
     const s = pb.execs[0]!.info;
     if (!s || s.kind !== 'read' || s.tag === 'SHOW' || this.touchesTemp(s)) return null;
-    let conn: NodeConnection;
     try {
-      conn = exec.readConn();
+      const conn = exec.readConn();
+      return conn.relayable ? { conn, req: pb.req, shared: false } : null;
     } catch {
       return null;
     }
-    if (s.keyedRead && this.readsShareable() && this.ctx.sharedReads) {
-      const known = this.keyedReadTable(s);
-      if (known === undefined) return null; // the usual way, which asks the catalog (prefetch())
-      const shared = known ? this.sharedBatch(frames, dec, conn) : null;
-      if (shared) return shared;
-    }
-    return conn.relayable ? { conn, req: pb.req, shared: false } : null;
   }
 
   /**
    * A keyed read's batch (Bind, Describe of its portal or not, Execute,
-   * Sync) on a shared read connection to `conn`'s node
+   * Sync) on a shared read connection to its read node
    * (src/backend/shared-reads.ts), as the coordinator's own statement of
    * the client's text and parameter types (prepared-write.ts
-   * sharedReadReq()); null when the batch has another shape or no shared
-   * connection can take it.
+   * sharedReadReq()). Such a batch needs no plan: its portal is its own and
+   * its Describe is of that portal. null: the batch has another shape, or
+   * no shared connection can take it; UNKNOWN_TABLE: the catalog cache does
+   * not know the read's table.
    */
-  private sharedBatch(frames: Frame[], dec: BatchDecoders, conn: NodeConnection): { conn: NodeConnection; req: Req; shared: boolean } | null {
+  private sharedBatch(frames: Frame[], dec: BatchDecoders): FastBatch | typeof UNKNOWN_TABLE | null {
     const n = frames.length;
-    if ((n !== 3 && n !== 4) || frames[0]!.type !== FE.Bind) return null;
-    const bindRaw = frames[0]!.raw;
-    const b = dec.bind(frames[0]!.payload);
-    const def = this.exec.planner.statements.get(b.statement);
-    if (!def || def.rewrite) return null;
-    if (n === 4) {
-      if (frames[1]!.type !== FE.Describe) return null;
-      const d = dec.describe(frames[1]!.payload);
-      if (d.kind !== 'P' || d.name !== b.portal) return null;
-    }
+    if (n !== 3 && n !== 4) return null;
     const ex = frames[n - 2]!;
-    if (ex.type !== FE.Execute || dec.execute(ex.payload).portal !== b.portal) return null;
-    const c = this.ctx.sharedReads!.conn(conn.node, this.s.login);
+    if (ex.type !== FE.Execute || (n === 4 && frames[1]!.type !== FE.Describe)) return null;
+    let def: StatementDef | undefined;
+    try {
+      const b = dec.bind(frames[0]!.payload);
+      def = this.exec.planner.statements.get(b.statement);
+      if (dec.execute(ex.payload).portal !== b.portal) return null;
+      if (n === 4) {
+        const d = dec.describe(frames[1]!.payload);
+        if (d.kind !== 'P' || d.name !== b.portal) return null;
+      }
+    } catch {
+      return null; // malformed: the usual way reports it
+    }
+    const s = def?.info;
+    if (!def || !s?.keyedRead || def.rewrite || s.kind !== 'read' || this.touchesTemp(s)) return null;
+    const known = this.keyedReadTable(s);
+    if (known === undefined) return UNKNOWN_TABLE;
+    if (!known) return null;
+    let c: NodeConnection | null;
+    try {
+      c = this.ctx.sharedReads!.conn(this.exec.readConn().node, this.s.login);
+    } catch {
+      return null;
+    }
     if (!c) return null;
     const own = (def.own ??= nodeStatement(def.sentSql, def.paramTypes));
     const msgs = new Array<Buffer>(n);
-    msgs[0] = renameBind(bindRaw, own.name);
+    msgs[0] = renameBind(frames[0]!.raw, own.name);
     for (let i = 1; i < n; i++) msgs[i] = frames[i]!.raw;
     return { conn: c, req: sharedReadReq(def.sql, own, msgs), shared: true };
   }
