@@ -39,9 +39,26 @@ function portFree(port) {
   });
 }
 
+/**
+ * The first port the kernel may hand out as an outgoing connection's local
+ * port. The bench restarts pgpool-II (and the coordinator) on its ports for
+ * every run, so its ports must lie below this: else a client's or a node's
+ * outgoing connection can take one between two runs ("Address already in use").
+ */
+function ephemeralLow() {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
 async function freePort(n) {
+  const low = 10000;
+  const high = Math.max(low + n, Math.min(ephemeralLow(), 40000) - n);
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
+    const base = low + Math.floor(Math.random() * (high - low));
     let ok = true;
     for (let p = base; p < base + n && ok; p++) ok = await portFree(p);
     if (ok) return base;
