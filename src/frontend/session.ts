@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { PgqError, SqlState } from '../errors.js';
 import { FE } from '../protocol/constants.js';
 import type { Frame } from '../protocol/reader.js';
-import { BIND_COMPLETE, errorFromPgq, encodeReadyForQuery, EMPTY_QUERY_RESPONSE } from '../protocol/backend.js';
+import { errorFromPgq, encodeReadyForQuery, EMPTY_QUERY_RESPONSE } from '../protocol/backend.js';
 import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeQuery } from '../protocol/frontend.js';
 import { NodeConnection, type NodeLogin, type TxnStatus } from '../backend/node-connection.js';
 import type { ClusterNode, StateChange } from '../cluster/cluster.js';
@@ -289,7 +289,7 @@ export class Session {
     const target = this.router.fastBatchTarget(frames, DECODERS);
     if (!target) return false;
     const { conn: c, req, shared } = target;
-    return this.relayRead(c, req.forNode(c), req, () => this.queue.unshift({ kind: 'batch', frames, end: 'sync' }), shared, shared);
+    return this.relayRead(c, req.forNode(c), req, () => this.queue.unshift({ kind: 'batch', frames, end: 'sync' }), shared);
   }
 
   /**
@@ -301,30 +301,21 @@ export class Session {
    * `shared`: `c` is a shared read connection (src/backend/shared-reads.ts):
    * the request is pipelined behind other sessions' and a slow client does
    * not pause it (a keyed read's answer is one row).
-   * `bindComplete`: the node's BindComplete is swallowed (a client's Bind
-   * renamed for a shared connection, Router.sharedBatch()): the client gets
-   * one before the first of the answer passed on.
+   * `body.lead` goes to the client before the first of the answer.
    */
-  private relayRead(
-    c: NodeConnection,
-    body: { bufs: Buffer[]; skip: number },
-    req: Req | null,
-    again: (refused: boolean) => void,
-    shared = false,
-    bindComplete = false,
-  ): boolean {
+  private relayRead(c: NodeConnection, body: { bufs: Buffer[]; skip: number; lead?: Buffer }, req: Req | null, again: (refused: boolean) => void, shared = false): boolean {
     const { bufs, skip } = body;
     const msg = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
     const client = this.client;
     const exec = this.exec;
     const node = c.node;
-    let owed = bindComplete;
+    let lead = body.lead;
     const ok = c.relay(
       msg,
       (chunk) => {
-        if (owed) {
-          owed = false;
-          client.send(BIND_COMPLETE);
+        if (lead) {
+          client.send(lead);
+          lead = undefined;
         }
         client.send(chunk);
         if (!shared) exec.throttle(c);

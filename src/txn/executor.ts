@@ -65,7 +65,13 @@ export function isTransient(r: ExchangeResult): boolean {
 
 /** One request, renderable for any node. */
 export interface Req {
-  forNode(c: NodeConnection): { bufs: Buffer[]; skip: number };
+  /**
+   * The messages for `c`, and how many leading replies to swallow.
+   * `lead`: what the client gets before the first of the answer passed on
+   * (a reply to its own message that was swallowed; honoured by the read
+   * fast path, the only one that runs such a request).
+   */
+  forNode(c: NodeConnection): { bufs: Buffer[]; skip: number; lead?: Buffer };
   /** For a batch that ends in Flush: how many terminal replies end it. */
   expect?: number;
   /** Bookkeeping after a node answered. */

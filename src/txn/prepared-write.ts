@@ -46,18 +46,14 @@ function mapErrorFrame(raw: Buffer, form: ParamForm): Buffer {
 
 export function preparedReq(text: string, form: ParamForm): Req {
   const { stmt, bind } = form;
-  const tail = form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC];
-  const evicted = new Map<NodeConnection, string>();
+  const req = ownStatementReq(text, stmt, form.describe ? [bind, DESCRIBE_PORTAL, EXECUTE, SYNC] : [bind, EXECUTE, SYNC], null);
+  const bookkeeping = req.after!;
   return {
-    text,
+    ...req,
     mapError: (raw) => mapErrorFrame(raw, form),
-    forNode(c: NodeConnection) {
-      const inject = injectOwn(stmt, c, evicted);
-      return inject.length === 0 ? { bufs: tail, skip: 1 } : { bufs: [...inject, ...tail], skip: inject.length + 1 }; // + BindComplete
-    },
-    after(c: NodeConnection, r: ExchangeResult) {
-      if (!ownAfter(stmt, c, r, evicted)) return;
-      const p = r.error!['P'];
+    after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
+      bookkeeping(c, r, forwarded);
+      const p = r.lost ? undefined : r.error?.['P'];
       if (p === undefined) return;
       // The position is in the text the node parsed: move it to the client's (frames forwarded live were mapped by mapError).
       r.error!['P'] = String(form.position(Number(p)));
@@ -68,22 +64,23 @@ export function preparedReq(text: string, form: ParamForm): Req {
 }
 
 /**
- * A client's Bind / Describe portal / Execute / Sync of its own prepared
- * read, run on a shared read connection (Router.fastBatchTarget) as the
- * coordinator's statement `stmt` of the same text and parameter types:
- * `msgs` is the batch with the Bind naming `stmt`. Its BindComplete is
- * swallowed like the replies to injected messages, so that an error in
- * the Bind (a wrong parameter count names the statement) refuses the
- * request and the batch goes the usual way; the caller sends the client
- * its BindComplete before the rest of the answer.
+ * A request that runs the coordinator's statement `stmt` by `msgs` (a Bind
+ * naming it first): its Parse is injected where the connection lacks it,
+ * and the Bind's BindComplete is swallowed with the injected replies, so
+ * that an error in the Bind counts as a refusal. `lead`: the client's
+ * BindComplete, when the Bind is the client's own renamed (a client's
+ * prepared keyed read on a shared read connection, Router.sharedBatch()):
+ * its Bind error (a wrong parameter count names the statement) then sends
+ * the batch the usual way, to get the node's error for the client's name.
  */
-export function sharedReadReq(text: string, stmt: NodeStatement, msgs: Buffer[]): Req {
+export function ownStatementReq(text: string, stmt: NodeStatement, msgs: Buffer[], lead: Buffer | null): Req {
   const evicted = new Map<NodeConnection, string>();
   return {
     text,
     forNode(c: NodeConnection) {
       const inject = injectOwn(stmt, c, evicted);
-      return inject.length === 0 ? { bufs: msgs, skip: 1 } : { bufs: [...inject, ...msgs], skip: inject.length + 1 };
+      const bufs = inject.length === 0 ? msgs : [...inject, ...msgs];
+      return lead ? { bufs, skip: inject.length + 1, lead } : { bufs, skip: inject.length + 1 };
     },
     after(c: NodeConnection, r: ExchangeResult) {
       ownAfter(stmt, c, r, evicted);
@@ -122,18 +119,17 @@ function injectOwn(stmt: NodeStatement, c: NodeConnection, evicted: Map<NodeConn
 
 const NONE: Buffer[] = [];
 
-/** `c`'s copies of statements after a request made by injectOwn() ran; true when it failed (r.error is set). */
-function ownAfter(stmt: NodeStatement, c: NodeConnection, r: ExchangeResult, evicted: Map<NodeConnection, string>): boolean {
-  if (r.lost) return false;
+/** `c`'s copies of statements after a request made by injectOwn() ran. */
+function ownAfter(stmt: NodeStatement, c: NodeConnection, r: ExchangeResult, evicted: Map<NodeConnection, string>): void {
+  if (r.lost) return;
   const gone = evicted.get(c);
   if (!r.error) {
     c.prepared.set(stmt.name, stmt.sql);
     if (gone !== undefined) c.prepared.delete(gone);
-    return false;
+    return;
   }
   c.prepared.set(stmt.name, UNKNOWN_STATEMENT);
   if (gone !== undefined) c.prepared.set(gone, UNKNOWN_STATEMENT);
-  return true;
 }
 
 /** A Bind message (`raw`, whole) with its statement name replaced by `name`. */

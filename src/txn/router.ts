@@ -8,7 +8,8 @@ import type { Session } from '../frontend/session.js';
 import type { NodeConnection } from '../backend/node-connection.js';
 import type { Frame } from '../protocol/reader.js';
 import { BE, FE } from '../protocol/constants.js';
-import { decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
+import { BIND_COMPLETE, decodeDataRow, encodeCommandComplete, encodeReadyForQuery } from '../protocol/backend.js';
+import { Cursor } from '../protocol/cursor.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
@@ -24,19 +25,9 @@ import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
 import { nodeStatement, parameterize, type ParamForm } from '../sql/parameterize.js';
-import { OWN_STATEMENT_NAME, ownNameError, preparedReq, renameBind, sharedReadReq } from './prepared-write.js';
+import { OWN_STATEMENT_NAME, ownNameError, ownStatementReq, preparedReq, renameBind } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
-/** Router.sharedBatch(): the catalog cache does not know the read's table. */
-const UNKNOWN_TABLE = Symbol('unknown table');
-
-/** Where a batch on the extended protocol's read fast path goes; `shared`: a shared read connection (Router.sharedBatch()). */
-export interface FastBatch {
-  conn: NodeConnection;
-  req: Req;
-  shared: boolean;
-}
-
 const Q_COMMIT = encodeQuery('COMMIT');
 /** Transaction control the coordinator may answer itself (lazy BEGIN): no options, nothing a node could refuse. */
 const PLAIN_BEGIN = /^\s*(begin(\s+(transaction|work))?|start\s+transaction)\s*;?\s*$/i;
@@ -46,6 +37,16 @@ const PLAIN_ROLLBACK = /^\s*(rollback|abort)(\s+(transaction|work))?\s*;?\s*$/i;
 const Q_TEMP_NAMES = encodeQuery(
   'SELECT relname, pg_catalog.to_regclass(pg_catalog.quote_ident(relname)) = oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()',
 );
+
+/** Router.sharedBatch(): the catalog cache does not know the read's table. */
+const UNKNOWN_TABLE = Symbol('unknown table');
+
+/** Where a batch on the extended protocol's read fast path goes; `shared`: a shared read connection (Router.sharedBatch()). */
+export interface FastBatch {
+  conn: NodeConnection;
+  req: Req;
+  shared: boolean;
+}
 
 export class Router {
   readonly exec: Executor;
@@ -283,7 +284,7 @@ export class Router {
    * Sync) on a shared read connection to its read node
    * (src/backend/shared-reads.ts), as the coordinator's own statement of
    * the client's text and parameter types (prepared-write.ts
-   * sharedReadReq()). Such a batch needs no plan: its portal is its own and
+   * ownStatementReq()). Such a batch needs no plan: its portal is its own and
    * its Describe is of that portal. null: the batch has another shape, or
    * no shared connection can take it; UNKNOWN_TABLE: the catalog cache does
    * not know the read's table.
@@ -295,12 +296,14 @@ export class Router {
     if (ex.type !== FE.Execute || (n === 4 && frames[1]!.type !== FE.Describe)) return null;
     let def: StatementDef | undefined;
     try {
-      const b = dec.bind(frames[0]!.payload);
-      def = this.exec.planner.statements.get(b.statement);
-      if (dec.execute(ex.payload).portal !== b.portal) return null;
+      // The Bind's names only: its values go to the node as they are.
+      const bind = new Cursor(frames[0]!.payload);
+      const portal = bind.cstring();
+      def = this.exec.planner.statements.get(bind.cstring());
+      if (dec.execute(ex.payload).portal !== portal) return null;
       if (n === 4) {
         const d = dec.describe(frames[1]!.payload);
-        if (d.kind !== 'P' || d.name !== b.portal) return null;
+        if (d.kind !== 'P' || d.name !== portal) return null;
       }
     } catch {
       return null; // malformed: the usual way reports it
@@ -321,7 +324,7 @@ export class Router {
     const msgs = new Array<Buffer>(n);
     msgs[0] = renameBind(frames[0]!.raw, own.name);
     for (let i = 1; i < n; i++) msgs[i] = frames[i]!.raw;
-    return { conn: c, req: sharedReadReq(def.sql, own, msgs), shared: true };
+    return { conn: c, req: ownStatementReq(def.sql, own, msgs, BIND_COMPLETE), shared: true };
   }
 
   /**

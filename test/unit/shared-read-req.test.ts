@@ -1,5 +1,5 @@
 // A client's prepared keyed read on a shared read connection
-// (src/txn/prepared-write.ts sharedReadReq / renameBind, docs/routing.md
+// (src/txn/prepared-write.ts ownStatementReq / renameBind, docs/routing.md
 // "Shared connections for keyed reads"): the Bind is renamed to the
 // coordinator's statement with every other byte as the client sent it, the
 // statement is Parsed once per connection (also when several reads are
@@ -7,8 +7,9 @@
 // Parse it again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameBind, sharedReadReq } from '../../src/txn/prepared-write.js';
-import { nodeStatement } from '../../src/sql/parameterize.js';
+import { ownStatementReq, renameBind } from '../../src/txn/prepared-write.js';
+import { BIND_COMPLETE } from '../../src/protocol/backend.js';
+import { nodeStatement, type NodeStatement } from '../../src/sql/parameterize.js';
 import { decodeBind, decodeParse, encodeBind, encodeDescribe, encodeExecute, SYNC } from '../../src/protocol/frontend.js';
 import { FE } from '../../src/protocol/constants.js';
 import { UNKNOWN_STATEMENT, type ExchangeResult, type NodeConnection } from '../../src/backend/node-connection.js';
@@ -41,6 +42,9 @@ function fakeConn(shared: boolean): NodeConnection {
 function result(c: NodeConnection, error: ExchangeResult['error']): ExchangeResult {
   return { node: c, status: 'I', tags: [], error, frames: [], lost: null, terminals: 0 };
 }
+
+/** The request Router.sharedBatch() makes: the client's own BindComplete is owed to it. */
+const sharedReadReq = (text: string, stmt: NodeStatement, msgs: Buffer[]) => ownStatementReq(text, stmt, msgs, BIND_COMPLETE);
 
 const types = (bufs: Buffer[]): string[] => bufs.map((b) => String.fromCharCode(b[0]!));
 
