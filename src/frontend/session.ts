@@ -12,7 +12,7 @@ import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeParse, de
 import { NodeConnection, type NodeLogin, type TxnStatus } from '../backend/node-connection.js';
 import type { ClusterNode, StateChange } from '../cluster/cluster.js';
 import type { CoordinatorContext } from '../context.js';
-import { ClientIO } from './client-io.js';
+import { ClientIO, readIntoShared } from './client-io.js';
 import { Executor } from '../txn/executor.js';
 import { Router } from '../txn/router.js';
 import { preparedReq } from '../txn/prepared-write.js';
@@ -164,10 +164,12 @@ export class Session {
 
   /** Start reading the client. Frames already buffered in the reader are processed first. */
   start(): void {
-    this.client.socket.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer): void => {
       this.client.reader.push(chunk);
       this.pump();
-    });
+    };
+    if (readIntoShared(this.client.socket, onChunk)) this.client.sharedReads = true;
+    else this.client.socket.on('data', onChunk);
     this.client.socket.on('close', () => this.close());
     this.client.socket.on('error', () => this.close());
     this.pump();
