@@ -90,6 +90,8 @@ export class SharedReads {
     lp.lastUsed = now;
     let pool = lp.nodes.get(node);
     if (!pool) lp.nodes.set(node, (pool = { conns: [], opening: 0, retryAt: 0 }));
+    // Closed by the coordinator (a cancelled read, Session.cancel()): close() does not call onClose, so it goes here.
+    if (pool.conns.some((c) => c.closed)) pool.conns = pool.conns.filter((c) => !c.closed);
     if (pool.conns.length + pool.opening < this.perNode && now >= pool.retryAt) this.open(lp, node, pool);
     let best: NodeConnection | null = null;
     for (const c of pool.conns) if (!best || c.relaysInFlight < best.relaysInFlight) best = c;

@@ -42,6 +42,9 @@ const DECODERS: BatchDecoders = { parse: decodeParse, bind: decodeBind, describe
 /** What a relayed prepared read's bookkeeping hears when the node refused its prepared form (the error itself is not passed on). */
 const REFUSED = Object.freeze({ S: 'ERROR', C: '26000', M: 'the prepared form of the read was refused; it runs as sent' });
 
+/** A read on a shared connection cancelled by the client (cancel()): PostgreSQL's own words for a cancelled statement. */
+const CANCELLED = new PgqError('ERR_QUERY_CANCELED', 'canceling statement due to user request', { sqlstate: SqlState.QUERY_CANCELED });
+
 export class Session {
   readonly id = ++sessionSeq;
   /** BackendKeyData the coordinator handed to the client (for CancelRequest). */
@@ -68,6 +71,10 @@ export class Session {
   /** After a coordinator-made error in a Flush batch: drop messages until Sync, as PostgreSQL does. */
   private skipUntilSync = false;
   private readonly onClusterChange: (c: StateChange) => void;
+  /** The shared read connection this session's read is pipelined on now (relayRead), or null. */
+  private sharedRead: NodeConnection | null = null;
+  /** The client cancelled that read: it ends with 57014 (cancel()). */
+  private sharedCancelled = false;
 
   constructor(
     ctx: CoordinatorContext,
@@ -263,7 +270,7 @@ export class Session {
     if (!c || !c.relayable) return false;
     const req = target.form ? preparedReq(sql, target.form) : null;
     // A keyed read of a session whose connections hold only what its login set may go over a shared one.
-    const shared = req && this.router.readsShareable() ? (this.ctx.sharedReads?.conn(c.node, this.login) ?? null) : null;
+    const shared = req && target.shareable ? (this.ctx.sharedReads?.conn(c.node, this.login) ?? null) : null;
     const use = shared ?? c;
     const body = req ? req.forNode(use) : { bufs: [u.frame.raw], skip: 0 };
     return this.relayRead(
@@ -312,6 +319,7 @@ export class Session {
     const exec = this.exec;
     const node = c.node;
     let lead = body.lead;
+    if (shared) this.sharedRead = c;
     const ok = c.relay(
       msg,
       (chunk) => {
@@ -325,8 +333,14 @@ export class Session {
       (status, lost, forwarded, refused) => {
         node.inflight--;
         exec.busy = false;
+        const cancelled = shared && this.sharedCancelled && lost !== null;
+        if (shared) {
+          this.sharedRead = null;
+          this.sharedCancelled = false;
+        }
         req?.after?.(c, { node: c, status, tags: [], error: refused ? { ...REFUSED } : null, frames: [], lost, terminals: 0 }, forwarded);
-        if ((refused || (lost && !forwarded)) && !this.closed) again(refused);
+        if (cancelled) exec.sendError(CANCELLED, true);
+        else if ((refused || (lost && !forwarded)) && !this.closed) again(refused);
         else if (lost) exec.sendError(exec.lostInRequest(lost), true);
         else if (status) this.status = status;
         exec.planner.finish('sync', this.status); // portals end with the transaction
@@ -338,7 +352,10 @@ export class Session {
       skip,
       shared,
     );
-    if (!ok) return false;
+    if (!ok) {
+      if (shared) this.sharedRead = null;
+      return false;
+    }
     node.inflight++;
     node.reads++;
     exec.busy = true;
@@ -423,8 +440,29 @@ export class Session {
     this.client.send(encodeReadyForQuery(this.status));
   }
 
-  /** Cancel whatever the session runs on its nodes (CancelRequest from the client). */
+  /**
+   * Cancel whatever the session runs on its nodes (CancelRequest from the
+   * client). A read pipelined on a shared read connection cannot be
+   * cancelled alone: a cancel reaches whatever that connection's backend
+   * runs when it arrives, which may be another session's read by then. So
+   * the connection is closed (the other sessions' reads on it run again on
+   * their own connections, as after any loss of a shared connection), its
+   * backend is cancelled (nothing of anyone else runs there any more), and
+   * this session's read ends with 57014 as a cancelled statement does.
+   */
   async cancel(): Promise<void> {
+    const sc = this.sharedRead;
+    if (sc && !this.sharedCancelled) {
+      this.sharedCancelled = true;
+      this.log.info({ node: sc.node.id }, 'cancel of a read on a shared connection: the connection is closed and its backend cancelled');
+      sc.close();
+      void sc.cancel();
+    }
+    await this.cancelOwn();
+  }
+
+  /** Cancel what runs on the session's own node connections. */
+  private async cancelOwn(): Promise<void> {
     await Promise.all([...this.conns.values()].filter((c) => c.busy).map((c) => c.cancel()));
   }
 
@@ -441,7 +479,7 @@ export class Session {
     this.exec.releaseReadHome();
     if (!this.client.closed) this.client.end();
     this.exec.abortCopy();
-    if (this.running) void this.cancel();
+    if (this.running) void this.cancelOwn(); // a read on a shared connection just finishes (its answer goes nowhere)
     else {
       this.exec.leaveWrite();
       this.closeNodes();

@@ -186,7 +186,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
       if (ctx.modifying || ctx.into) info.dataWrite = true;
       if (info.kind === 'read') {
         const k = keyedRead(body);
-        if (k) info.keyedRead = { table: quotedRangeVarName(k.rel), eq: k.eq };
+        if (k) info.keyedRead = { table: quotedRangeVarName(k.rel), eq: k.eq, calls: k.calls };
       }
       const t = tempName((body.intoClause as Obj | undefined)?.rel);
       if (t) info.createsTemp = t;

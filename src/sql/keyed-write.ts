@@ -26,7 +26,7 @@ import type { KeyedWrite } from './types.js';
  * the catalog) it reads at most one row, and its generic plan is the
  * obvious one, so it may run as a prepared statement (parameterize.ts).
  */
-export function keyedRead(body: Obj): { rel: Obj; eq: string[] } | undefined {
+export function keyedRead(body: Obj): { rel: Obj; eq: string[]; calls: boolean } | undefined {
   if (body.withClause || body.intoClause || nonEmpty(body.lockingClause) || nonEmpty(body.valuesLists)) return undefined;
   if (body.op !== undefined && body.op !== 'SETOP_NONE') return undefined;
   const from = body.fromClause;
@@ -39,8 +39,11 @@ export function keyedRead(body: Obj): { rel: Obj; eq: string[] } | undefined {
     const col = equalityColumn(term);
     if (col !== null && !eq.includes(col)) eq.push(col);
   }
-  return eq.length > 0 ? { rel, eq } : undefined;
+  return eq.length > 0 ? { rel, eq, calls: hasAny(body, CALLS) } : undefined;
 }
+
+/** A function called by name: it may take its time (pg_sleep, a user function), so the read is not pipelined behind others'. */
+const CALLS = new Set(['FuncCall']);
 
 /** The KeyedWrite of an InsertStmt / UpdateStmt / DeleteStmt body, or undefined when it is not one. */
 export function keyedWrite(type: string, body: Obj): KeyedWrite | undefined {

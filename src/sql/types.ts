@@ -57,6 +57,8 @@ export interface KeyedRead {
   table: string;
   /** the columns compared with `=` to a value */
   eq: string[];
+  /** it calls a function by name (which may be slow): never sent over a shared read connection, where it would hold up the reads pipelined behind it */
+  calls: boolean;
 }
 
 export interface StatementInfo {

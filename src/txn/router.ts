@@ -214,7 +214,7 @@ export class Router {
    * usual path then runs it, and reports whatever is wrong with it); and
    * the Query's classification when it was made (the usual path reuses it).
    */
-  fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification; form?: ParamForm | null } {
+  fastReadTarget(sql: string): { conn: NodeConnection | null; cls?: Classification; form?: ParamForm | null; shareable?: boolean } {
     const exec = this.exec;
     const none = { conn: null };
     if (!this.fastPathOpen()) return none;
@@ -234,7 +234,8 @@ export class Router {
       if (t) form = parameterize(sql, null);
     }
     try {
-      return { conn: exec.readConn(), cls, form };
+      // A read that calls no function may go over a shared connection (the session permitting): it is quick.
+      return { conn: exec.readConn(), cls, form, shareable: form !== null && !s.keyedRead!.calls && this.readsShareable() };
     } catch {
       return { conn: null, cls };
     }
@@ -309,7 +310,7 @@ export class Router {
       return null; // malformed: the usual way reports it
     }
     const s = def?.info;
-    if (!def || !s?.keyedRead || def.rewrite || s.kind !== 'read' || this.touchesTemp(s)) return null;
+    if (!def || !s?.keyedRead || s.keyedRead.calls || def.rewrite || s.kind !== 'read' || this.touchesTemp(s)) return null;
     const known = this.keyedReadTable(s);
     if (known === undefined) return UNKNOWN_TABLE;
     if (!known) return null;

@@ -7,6 +7,8 @@
 // connection; a shared connection that dies loses nobody's read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import pg from 'pg';
 import { startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { showNodes, waitFor } from '../helpers/ha.js';
@@ -205,6 +207,68 @@ test('a shared connection killed on its node under load: no read is lost or answ
   // The nodes stayed in service: losing a shared connection is not evidence against a node.
   assert.deepEqual((await showNodes(clients[0]!)).map((r) => r.state), ['up', 'up', 'up']);
   await Promise.all(clients.map((c) => c.end()));
+});
+
+/** A CancelRequest for the session `pid`/`secret`, as a driver sends it: its own connection, closed by the server. */
+async function sendCancel(port: number, pid: number, secret: number): Promise<void> {
+  const sock = net.connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const b = Buffer.alloc(16);
+  b.writeInt32BE(16, 0);
+  b.writeInt32BE(80877102, 4);
+  b.writeInt32BE(pid, 8);
+  b.writeInt32BE(secret, 12);
+  sock.end(b);
+  await once(sock, 'close');
+}
+
+/** Backends on all nodes that wait for a lock while running the shared form of `SELECT v FROM sr WHERE id = ...`. */
+function lockWaiters(): number {
+  let n = 0;
+  for (let i = 0; i < 3; i++) {
+    n += Number(fx.cluster.psqlNode(i, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = 'SELECT v FROM sr WHERE id = $1'"));
+  }
+  return n;
+}
+
+test('a client cancels its read waiting on a shared connection: 57014 for it, the connection is closed and its backend cancelled; a read that calls a function never shares', async () => {
+  const s = shared();
+  const locker = await fx.coord.client({ application_name: 'sr-locker' });
+  const b = await fx.coord.client({ application_name: 'sr-cancel' });
+  await readLoop(b, 5, (id) => id * 10);
+  // A function in the read may take its time: such a read is not pipelined behind others'.
+  const before = s.stats.reads;
+  assert.deepEqual((await b.query("SELECT v, lower('X') AS x FROM sr WHERE id = 3")).rows, [{ v: 30, x: 'x' }]);
+  assert.deepEqual((await b.query('SELECT v, pg_sleep(0.05)::text AS z FROM sr WHERE id = 4')).rows, [{ v: 40, z: '' }]);
+  assert.equal(s.stats.reads, before, 'reads that call a function went over the session\'s own connections');
+
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE sr IN ACCESS EXCLUSIVE MODE');
+  const reads = s.stats.reads;
+  const waiting = b.query('SELECT v FROM sr WHERE id = 2').then(
+    () => 'answered',
+    (e: { code?: string; message?: string }) => e,
+  );
+  await waitFor(() => s.stats.reads > reads || null, 5000, 'the read sent over a shared connection');
+  await waitFor(() => lockWaiters() === 1 || null, 10_000, 'the shared backend waiting for the lock');
+  const key = b as unknown as { processID: number; secretKey: number };
+  await sendCancel(fx.coord.port, key.processID, key.secretKey);
+  const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000))]);
+  assert.equal((outcome as { code?: string }).code, '57014', `the read was cancelled: ${JSON.stringify(outcome)}`);
+  assert.equal((outcome as { message?: string }).message, 'canceling statement due to user request');
+  // Its backend stopped waiting while the lock is still held: it was cancelled, not left to wait for the lock.
+  await waitFor(() => lockWaiters() === 0 || null, 10_000, 'no shared backend waiting for the lock any more');
+  await locker.query('ROLLBACK');
+
+  // The session goes on; shared reads work again, over a new connection.
+  assert.deepEqual((await b.query('SELECT v FROM sr WHERE id = 3')).rows, [{ v: 30 }]);
+  const again = s.stats.reads;
+  await waitFor(async () => {
+    await readLoop(b, 1, (id) => id * 10);
+    return s.stats.reads > again || null;
+  }, 10_000, 'reads over a shared connection again (a new one opened)');
+  assert.deepEqual((await showNodes(b)).map((r) => r.state), ['up', 'up', 'up']);
+  await Promise.all([b.end(), locker.end()]);
 });
 
 test('reads.shared_connections = 0: every session reads on its own connections', async () => {

@@ -50,9 +50,15 @@ test('not keyed: anything that reads other rows, a cursor, or has no equality on
 const keyedRead = (sql: string) => classify(sql).statements[0]?.keyedRead;
 
 test('keyed reads: a SELECT of one table with column = value terms names the table and the columns', () => {
-  assert.deepEqual(keyedRead('SELECT abalance FROM pgbench_accounts WHERE aid = 5'), { table: '"pgbench_accounts"', eq: ['aid'] });
-  assert.deepEqual(keyedRead('SELECT * FROM s.t x WHERE x.a = 1 AND 2 = b AND c > 3 ORDER BY c LIMIT 1'), { table: '"s"."t"', eq: ['a', 'b'] });
-  assert.deepEqual(keyedRead('SELECT count(*), lower(s) FROM t WHERE id = $1 GROUP BY 2'), { table: '"t"', eq: ['id'] });
+  assert.deepEqual(keyedRead('SELECT abalance FROM pgbench_accounts WHERE aid = 5'), { table: '"pgbench_accounts"', eq: ['aid'], calls: false });
+  assert.deepEqual(keyedRead('SELECT * FROM s.t x WHERE x.a = 1 AND 2 = b AND c > 3 ORDER BY c LIMIT 1'), { table: '"s"."t"', eq: ['a', 'b'], calls: false });
+  // Function calls (never over a shared read connection): in the select list or in the WHERE.
+  assert.deepEqual(keyedRead('SELECT count(*), lower(s) FROM t WHERE id = $1 GROUP BY 2'), { table: '"t"', eq: ['id'], calls: true });
+  assert.deepEqual(keyedRead('SELECT v, pg_sleep(1) FROM t WHERE id = 1'), { table: '"t"', eq: ['id'], calls: true });
+  assert.deepEqual(keyedRead('SELECT v FROM t WHERE id = 1 AND length(s) > 0'), { table: '"t"', eq: ['id'], calls: true });
+  // A user function makes it no read at all here (the catalog decides later, docs/sql-classification.md).
+  assert.equal(keyedRead('SELECT v FROM t WHERE id = 1 AND slow(v)'), undefined);
+  assert.deepEqual(keyedRead('SELECT v::text, v + 1 FROM t WHERE id = 1'), { table: '"t"', eq: ['id'], calls: false });
   // the classification cache gives the same answer for another text of the same shape
   assert.deepEqual(keyedRead('SELECT v FROM t WHERE id = 7'), keyedRead('SELECT v FROM t WHERE id = 8'));
 });
