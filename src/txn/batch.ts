@@ -15,7 +15,10 @@ import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/re
 import type { Executor, Req } from './executor.js';
 import type { NodeStatement } from '../sql/parameterize.js';
 import { refuseExtendedRolePassword } from './role-password.js';
+import { OWN_STATEMENT_NAME, ownNameError } from './prepared-write.js';
 
+/** A Close of a statement name no one prepares (not pgquorum_<digits>): the node answers CloseComplete. */
+const CLOSE_NOTHING = encodeClose({ kind: 'S', name: 'pgquorum_none' });
 export interface BatchDecoders {
   parse(p: Buffer): Parse;
   bind(p: Buffer): Bind;
@@ -146,6 +149,8 @@ export class BatchPlanner {
       switch (f.type) {
         case FE.Parse: {
           const p = dec.parse(f.payload);
+          // The coordinator's own names (its prepared keyed statements on the same node connections): 42P05, as PREPARE gets.
+          if (OWN_STATEMENT_NAME.test(p.name)) throw ownNameError('prepare', p.name);
           const def = this.define(p, f.raw);
           refuseExtendedRolePassword(def.info); // a plain-text role password needs the simple protocol
           if (p.name !== '') touched.add(p.name);
@@ -156,6 +161,7 @@ export class BatchPlanner {
         }
         case FE.Bind: {
           const b = dec.bind(f.payload);
+          if (OWN_STATEMENT_NAME.test(b.statement)) throw ownNameError('deallocate', b.statement); // 26000: the client has none such
           const def = lookup(b.statement);
           localPortals.set(b.portal, def);
           out.push(def?.rewrite ? this.bindWithTimes(b, def.rewrite) : f.raw);
@@ -164,6 +170,7 @@ export class BatchPlanner {
         }
         case FE.Describe: {
           const d = dec.describe(f.payload);
+          if (d.kind === 'S' && OWN_STATEMENT_NAME.test(d.name)) throw ownNameError('deallocate', d.name);
           if (d.kind === 'S') this.stripQueue.push(lookup(d.name)?.rewrite?.added.length ?? 0);
           else portalOf(d.name);
           out.push(f.raw);
@@ -180,6 +187,13 @@ export class BatchPlanner {
         }
         case FE.Close: {
           const c = dec.close(f.payload);
+          if (c.kind === 'S' && OWN_STATEMENT_NAME.test(c.name)) {
+            // The client cannot have made such a statement (its Parse is refused): closing it is a no-op, as for any
+            // name PostgreSQL does not know. The node closes a name no one uses, and the coordinator's copy stays.
+            out.push(CLOSE_NOTHING);
+            ops.push({ k: 'other' });
+            break;
+          }
           if (c.kind === 'P' && !localPortals.has(c.name)) portalOf(c.name);
           out.push(f.raw);
           ops.push({ k: 'close', what: c.kind, name: c.name });

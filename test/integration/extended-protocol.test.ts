@@ -146,3 +146,42 @@ test('a prepared write with now(): the added parameter is hidden from Describe a
   assert.deepEqual(sums[2], sums[0]);
   assert.equal(fx.cluster.psqlNode(0, 'SELECT count(DISTINCT at) > 1 FROM ext WHERE id >= 10'), 't', 'fresh time at each execution');
 });
+
+test("the coordinator's own statement names (pgquorum_<n>): Parse is refused with 42P05, Bind and Describe with 26000, Close does nothing; its statements keep working", async () => {
+  // A keyed read sent as a Query makes a coordinator statement on the node connections (docs/routing.md).
+  await simple("INSERT INTO ext (id, v) VALUES (41, 'own')");
+  const keyed = async (): Promise<void> => assert.deepEqual(rows(await simple('SELECT v FROM ext WHERE id = 41')), ['own']);
+  await keyed();
+  const own = rows(await simple("SELECT name FROM pg_prepared_statements WHERE name ~ '^pgquorum_[0-9]+$' ORDER BY name"));
+  assert.ok(own.length > 0, 'the session connection holds a coordinator statement');
+  const name = own[0]!;
+  const errorOf = (ms: Msg[]): Record<string, string> => decodeErrorFields(ms.find((m) => m.type === 'E')!.payload);
+
+  await r.write(Buffer.concat([encodeParse({ name, sql: 'SELECT 1', paramTypes: [] }), bind('', name), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+  let ms = await r.until('Z');
+  assert.equal(types(ms), 'EZ');
+  assert.equal(errorOf(ms)['C'], '42P05');
+  assert.equal(errorOf(ms)['M'], `prepared statement "${name}" already exists`);
+
+  // Binding it would run the coordinator's statement with the client's values: the client has no such statement.
+  await r.write(Buffer.concat([bind('', name, ['41']), encodeExecute({ portal: '', maxRows: 0 }), SYNC]));
+  ms = await r.until('Z');
+  assert.equal(types(ms), 'EZ');
+  assert.equal(errorOf(ms)['C'], '26000');
+  assert.equal(errorOf(ms)['M'], `prepared statement "${name}" does not exist`);
+  await r.write(Buffer.concat([encodeDescribe({ kind: 'S', name }), SYNC]));
+  ms = await r.until('Z');
+  assert.equal(errorOf(ms)['C'], '26000');
+
+  // Closing a statement one does not have is no error in PostgreSQL; the coordinator's copy stays.
+  await r.write(Buffer.concat([encodeClose({ kind: 'S', name }), SYNC]));
+  ms = await r.until('Z');
+  assert.equal(types(ms), '3Z');
+  assert.ok(rows(await simple('SELECT name FROM pg_prepared_statements ORDER BY name')).includes(name), 'the coordinator statement is still there');
+  await keyed();
+  await simple('BEGIN');
+  await simple("UPDATE ext SET v = 'own2' WHERE id = 41");
+  await simple('COMMIT');
+  assert.deepEqual(rows(await simple('SELECT v FROM ext WHERE id = 41')), ['own2']);
+  for (const i of [0, 1, 2]) assert.equal(fx.cluster.psqlNode(i, 'SELECT v FROM ext WHERE id = 41'), 'own2');
+});
