@@ -13,7 +13,10 @@
 // password, database, startup parameters), so no session reads with another
 // identity or settings. A connection is passed over while its oldest read has
 // run for HEAD_AGE_MS or MAX_IN_FLIGHT reads wait on it: the session then
-// uses its own connection, so one slow read holds up few others.
+// uses its own connection, so one slow read holds up few others. Those
+// already pipelined behind a read that runs for HOL_CLOSE_MS (one waiting
+// for a lock) are freed: the connection is closed, so each of them runs
+// again on its session's own connection, and its backend is cancelled.
 import type { Logger } from 'pino';
 import type { Cluster, ClusterNode, StateChange } from '../cluster/cluster.js';
 import { NodeConnection, type NodeLogin } from './node-connection.js';
@@ -22,6 +25,8 @@ import { NodeConnection, type NodeLogin } from './node-connection.js';
 export const HEAD_AGE_MS = 20;
 /** ...nor when this many reads wait on it. */
 export const MAX_IN_FLIGHT = 64;
+/** A shared connection whose oldest read has run this long while others wait behind it is closed (ms). */
+export const HOL_CLOSE_MS = 1000;
 /** Logins with shared connections at most (more distinct logins read on their own connections). */
 export const MAX_LOGINS = 64;
 /** A login's connections unused this long are closed (ms). */
@@ -48,14 +53,17 @@ export interface SharedReadStats {
   opened: number;
   /** Most reads ever in flight on one shared connection at once (pipelining at work when above 1). */
   maxInFlight: number;
+  /** Connections closed because one read held up the reads behind it for HOL_CLOSE_MS (unblock()). */
+  unblocked: number;
 }
 
 export class SharedReads {
   readonly perNode: number;
-  readonly stats: SharedReadStats = { reads: 0, opened: 0, maxInFlight: 0 };
+  readonly stats: SharedReadStats = { reads: 0, opened: 0, maxInFlight: 0, unblocked: 0 };
   private readonly log: Logger;
   private readonly logins = new Map<string, LoginPools>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly watch: NodeJS.Timeout;
   private readonly onChange: (c: StateChange) => void;
   private readonly cluster: Cluster;
   private closed = false;
@@ -71,6 +79,32 @@ export class SharedReads {
     cluster.on('change', this.onChange);
     this.sweep = setInterval(() => this.closeIdle(Date.now() - IDLE_CLOSE_MS), IDLE_CLOSE_MS / 4);
     this.sweep.unref();
+    this.watch = setInterval(() => this.unblock(performance.now()), HOL_CLOSE_MS / 4);
+    this.watch.unref();
+  }
+
+  /**
+   * Free the reads pipelined behind one that has run for HOL_CLOSE_MS by
+   * `now` (performance.now()): close its connection (every read on it runs
+   * again on its session's own connection, as after a loss; the slow one
+   * too, where it waits alone) and cancel its backend, on which nothing of
+   * anyone runs any more.
+   */
+  unblock(now: number): void {
+    for (const lp of this.logins.values()) {
+      for (const pool of lp.nodes.values()) {
+        for (const c of pool.conns) {
+          if (c.closed || c.relaysInFlight < 2 || c.relayHeadAge(now) < HOL_CLOSE_MS) continue;
+          this.stats.unblocked++;
+          this.log.warn(
+            { node: c.node.id, waiting: c.relaysInFlight - 1, ms: Math.round(c.relayHeadAge(now)) },
+            "a read on a shared connection held up the reads behind it: the connection is closed, they run again on their sessions' own connections",
+          );
+          c.close();
+          void c.cancel();
+        }
+      }
+    }
   }
 
   /**
@@ -166,6 +200,7 @@ export class SharedReads {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweep);
+    clearInterval(this.watch);
     this.cluster.off('change', this.onChange);
     this.closeIdle(Infinity);
   }

@@ -9,6 +9,9 @@ import net from 'node:net';
 import pino from 'pino';
 import { ClusterNode } from '../../src/cluster/cluster.js';
 import { NodeConnection } from '../../src/backend/node-connection.js';
+import { EventEmitter } from 'node:events';
+import { HOL_CLOSE_MS, SharedReads } from '../../src/backend/shared-reads.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
 import type { Frame } from '../../src/protocol/reader.js';
 
 function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
@@ -32,14 +35,18 @@ function answer(v: string): Buffer {
 }
 
 /** A fake node: logs anyone in, then hands every later write it gets to `onQuery` with the socket. */
-async function fakeNode(onQuery: (sock: net.Socket, data: Buffer) => void): Promise<{ port: number; close: () => Promise<void>; socks: net.Socket[] }> {
+async function fakeNode(
+  onQuery: (sock: net.Socket, data: Buffer) => void,
+): Promise<{ port: number; close: () => Promise<void>; socks: net.Socket[]; firsts: Buffer[] }> {
   const socks: net.Socket[] = [];
+  const firsts: Buffer[] = [];
   const server = net.createServer((sock) => {
     socks.push(sock);
     let started = false;
     sock.on('data', (d) => {
       if (!started) {
-        started = true; // the startup packet (a test client sends it in one piece)
+        started = true; // the startup packet (a test client sends it in one piece), or a CancelRequest
+        firsts.push(Buffer.from(d));
         sock.write(Buffer.concat([msg('R', int32(0)), msg('K', Buffer.concat([int32(4242), int32(7)])), READY]));
         return;
       }
@@ -52,6 +59,7 @@ async function fakeNode(onQuery: (sock: net.Socket, data: Buffer) => void): Prom
   return {
     port,
     socks,
+    firsts,
     close: () =>
       new Promise<void>((r) => {
         for (const s of socks) s.destroy();
@@ -172,6 +180,43 @@ test('a connection lost with relays queued: every one is told, and only the firs
     assert.equal(c.relay(msg('Q', cstr('late')), () => undefined, () => undefined, 0, true), false, 'a closed connection takes no more');
   } finally {
     c.close();
+    await node.close();
+  }
+});
+
+test('a read that holds up the reads pipelined behind it for HOL_CLOSE_MS: the shared connection is closed (they all run again elsewhere) and its backend cancelled', async () => {
+  const node = await fakeNode(() => undefined); // answers no read
+  const shared = new SharedReads(new EventEmitter() as unknown as Cluster, 1, pino({ level: 'silent' }));
+  const cn = new ClusterNode({ id: 'n1', host: '127.0.0.1', port: node.port, weight: 1 }, 0);
+  const login = { user: 'u', password: null, database: 'd', params: {}, connectTimeoutMs: 5000 };
+  const cancel = Buffer.concat([int32(16), int32(80877102), int32(4242), int32(7)]); // the pid and key the node gave
+  try {
+    assert.equal(shared.conn(cn, login), null, 'none open yet: the first read uses its own connection');
+    await until(() => shared.stats.opened === 1, 'a shared connection opened');
+    const c = shared.conn(cn, login)!;
+    assert.ok(c);
+    const order: string[] = [];
+    const slow = relayOn(c, true, 'slow', order);
+    // Alone on the connection it is left to run: nobody waits behind it.
+    shared.unblock(performance.now() + 10 * HOL_CLOSE_MS);
+    assert.equal(c.closed, false);
+    const behind = ['b1', 'b2'].map((t) => relayOn(shared.conn(cn, login)!, true, t, order));
+    // Others behind it, but not yet HOL_CLOSE_MS old: kept.
+    shared.unblock(performance.now());
+    assert.equal(c.closed, false);
+    assert.equal(shared.stats.unblocked, 0);
+    shared.unblock(performance.now() + HOL_CLOSE_MS + 1);
+    assert.equal(c.closed, true, 'closed');
+    assert.equal(shared.stats.unblocked, 1);
+    await until(() => order.length === 3, 'every read on it told');
+    assert.deepEqual(order, ['slow', 'b1', 'b2']);
+    for (const g of [slow, ...behind]) assert.deepEqual(g.done, { status: null, lost: true, forwarded: false }, 'lost before any answer: run again the usual way');
+    await until(() => node.firsts.some((b) => b.equals(cancel)), 'a CancelRequest for the shared backend');
+    // The next read finds no closed connection in the pool: a new one is opened.
+    assert.equal(shared.conn(cn, login), null);
+    await until(() => shared.stats.opened === 2, 'a new shared connection');
+  } finally {
+    shared.close();
     await node.close();
   }
 });
