@@ -149,6 +149,8 @@ export class NodeConnection {
   private relayQueue: Relay[] = [];
   /** performance.now() when the node began on the answer `relaying` waits for (sent, or the previous one ended). */
   private relayHeadSince = 0;
+  /** performance.now() when bytes of a relay's answer last arrived. */
+  private relayProgressAt = 0;
   /** A pipelined relay corked the socket: its writes go out together when this turn of the event loop is done. */
   private corked = false;
   private readonly uncork = (): void => {
@@ -280,6 +282,7 @@ export class NodeConnection {
 
   private onData(chunk: Buffer): void {
     let relay = this.relaying;
+    if (relay && this.shared) this.relayProgressAt = performance.now();
     while (relay) {
       chunk = this.onRelayData(relay, chunk);
       if (relay.status === null) return; // the answer goes on (or the connection failed)
@@ -307,6 +310,16 @@ export class NodeConnection {
   /** How long the node has been on the oldest unanswered relay, in ms (0 with none). */
   relayHeadAge(now: number): number {
     return this.relaying ? now - this.relayHeadSince : 0;
+  }
+
+  /**
+   * How long the oldest unanswered relay has gone without any of its answer
+   * arriving, in ms (0 with none): unlike relayHeadAge(), a long answer that
+   * is still streaming in (a large value) is not stalled. Tracked on shared
+   * connections only.
+   */
+  relayStalledFor(now: number): number {
+    return this.relaying ? now - Math.max(this.relayHeadSince, this.relayProgressAt) : 0;
   }
 
   private readFrames(chunk: Buffer): void {

@@ -14,8 +14,8 @@
 // identity or settings. A connection is passed over while its oldest read has
 // run for HEAD_AGE_MS or MAX_IN_FLIGHT reads wait on it: the session then
 // uses its own connection, so one slow read holds up few others. Those
-// already pipelined behind a read that runs for HOL_CLOSE_MS (one waiting
-// for a lock) are freed: the connection is closed, so each of them runs
+// already pipelined behind a read whose answer has not moved for HOL_CLOSE_MS
+// (one waiting for a lock) are freed: the connection is closed, so each of them runs
 // again on its session's own connection, and its backend is cancelled.
 import type { Logger } from 'pino';
 import type { Cluster, ClusterNode, StateChange } from '../cluster/cluster.js';
@@ -25,7 +25,7 @@ import { NodeConnection, type NodeLogin } from './node-connection.js';
 export const HEAD_AGE_MS = 20;
 /** ...nor when this many reads wait on it. */
 export const MAX_IN_FLIGHT = 64;
-/** A shared connection whose oldest read has run this long while others wait behind it is closed (ms). */
+/** A shared connection whose oldest read has gone this long without any of its answer while others wait behind it is closed (ms). */
 export const HOL_CLOSE_MS = 1000;
 /** Logins with shared connections at most (more distinct logins read on their own connections). */
 export const MAX_LOGINS = 64;
@@ -84,8 +84,9 @@ export class SharedReads {
   }
 
   /**
-   * Free the reads pipelined behind one that has run for HOL_CLOSE_MS by
-   * `now` (performance.now()): close its connection (every read on it runs
+   * Free the reads pipelined behind one whose answer has not moved for
+   * HOL_CLOSE_MS by `now` (performance.now(); a large answer still streaming
+   * in is left alone): close its connection (every read on it runs
    * again on its session's own connection, as after a loss; the slow one
    * too, where it waits alone) and cancel its backend, on which nothing of
    * anyone runs any more.
@@ -94,10 +95,10 @@ export class SharedReads {
     for (const lp of this.logins.values()) {
       for (const pool of lp.nodes.values()) {
         for (const c of pool.conns) {
-          if (c.closed || c.relaysInFlight < 2 || c.relayHeadAge(now) < HOL_CLOSE_MS) continue;
+          if (c.closed || c.relaysInFlight < 2 || c.relayStalledFor(now) < HOL_CLOSE_MS) continue;
           this.stats.unblocked++;
           this.log.warn(
-            { node: c.node.id, waiting: c.relaysInFlight - 1, ms: Math.round(c.relayHeadAge(now)) },
+            { node: c.node.id, waiting: c.relaysInFlight - 1, ms: Math.round(c.relayStalledFor(now)) },
             "a read on a shared connection held up the reads behind it: the connection is closed, they run again on their sessions' own connections",
           );
           c.close();

@@ -184,8 +184,15 @@ test('a connection lost with relays queued: every one is told, and only the firs
   }
 });
 
-test('a read that holds up the reads pipelined behind it for HOL_CLOSE_MS: the shared connection is closed (they all run again elsewhere) and its backend cancelled', async () => {
-  const node = await fakeNode(() => undefined); // answers no read
+test('a read whose answer stalls for HOL_CLOSE_MS with reads pipelined behind it: the shared connection is closed (they all run again elsewhere) and its backend cancelled; one still streaming is kept', async () => {
+  const first = answer('slow').subarray(0, answer('slow').indexOf('D')); // its RowDescription, then nothing
+  let started = false;
+  const node = await fakeNode((sock, d) => {
+    if (!started && d.includes('slow')) {
+      started = true;
+      setTimeout(() => sock.write(first), 300); // part of the answer arrives late, then it stalls
+    }
+  });
   const shared = new SharedReads(new EventEmitter() as unknown as Cluster, 1, pino({ level: 'silent' }));
   const cn = new ClusterNode({ id: 'n1', host: '127.0.0.1', port: node.port, weight: 1 }, 0);
   const login = { user: 'u', password: null, database: 'd', params: {}, connectTimeoutMs: 5000 };
@@ -204,13 +211,20 @@ test('a read that holds up the reads pipelined behind it for HOL_CLOSE_MS: the s
     // Others behind it, but not yet HOL_CLOSE_MS old: kept.
     shared.unblock(performance.now());
     assert.equal(c.closed, false);
+    // Part of its answer arrives: it counts from there (an answer still streaming in is not stalled).
+    await until(() => slow.out.length > 0, 'part of the slow answer passed on');
+    assert.ok(c.relayHeadAge(performance.now()) >= 290);
+    // By its age it would be over HOL_CLOSE_MS here; by its last progress it is not.
+    shared.unblock(performance.now() + HOL_CLOSE_MS - 200);
+    assert.equal(c.closed, false, 'moved less than HOL_CLOSE_MS ago: kept');
     assert.equal(shared.stats.unblocked, 0);
     shared.unblock(performance.now() + HOL_CLOSE_MS + 1);
     assert.equal(c.closed, true, 'closed');
     assert.equal(shared.stats.unblocked, 1);
     await until(() => order.length === 3, 'every read on it told');
     assert.deepEqual(order, ['slow', 'b1', 'b2']);
-    for (const g of [slow, ...behind]) assert.deepEqual(g.done, { status: null, lost: true, forwarded: false }, 'lost before any answer: run again the usual way');
+    assert.deepEqual(slow.done, { status: null, lost: true, forwarded: true }, 'the stalled one: lost after part of its answer');
+    for (const g of behind) assert.deepEqual(g.done, { status: null, lost: true, forwarded: false }, 'lost before any answer: run again the usual way');
     await until(() => node.firsts.some((b) => b.equals(cancel)), 'a CancelRequest for the shared backend');
     // The next read finds no closed connection in the pool: a new one is opened.
     assert.equal(shared.conn(cn, login), null);
