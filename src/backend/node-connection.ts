@@ -635,6 +635,16 @@ export class NodeConnection {
     });
   }
 
+  /**
+   * Close, and cancel whatever the backend still runs: for a shared read
+   * connection given up with a read stuck on it (nothing of anyone else
+   * runs there any more, so the cancel can hit no one else's statement).
+   */
+  abandon(): void {
+    this.close();
+    void this.cancel();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -101,8 +101,7 @@ export class SharedReads {
             { node: c.node.id, waiting: c.relaysInFlight - 1, ms: Math.round(c.relayStalledFor(now)) },
             "a read on a shared connection held up the reads behind it: the connection is closed, they run again on their sessions' own connections",
           );
-          c.close();
-          void c.cancel();
+          c.abandon();
         }
       }
     }

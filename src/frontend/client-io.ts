@@ -57,8 +57,6 @@ export class ClientIO {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   closed = false;
-  /** Reads go into the shared buffer (readIntoShared()), not through 'data' events. */
-  sharedReads = false;
 
   constructor(socket: net.Socket, reader: FrameReader) {
     this.socket = socket;

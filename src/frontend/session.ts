@@ -175,8 +175,7 @@ export class Session {
       this.client.reader.push(chunk);
       this.pump();
     };
-    if (readIntoShared(this.client.socket, onChunk)) this.client.sharedReads = true;
-    else this.client.socket.on('data', onChunk);
+    if (!readIntoShared(this.client.socket, onChunk)) this.client.socket.on('data', onChunk);
     this.client.socket.on('close', () => this.close());
     this.client.socket.on('error', () => this.close());
     this.pump();
@@ -455,8 +454,7 @@ export class Session {
     if (sc && !this.sharedCancelled) {
       this.sharedCancelled = true;
       this.log.info({ node: sc.node.id }, 'cancel of a read on a shared connection: the connection is closed and its backend cancelled');
-      sc.close();
-      void sc.cancel();
+      sc.abandon();
     }
     await this.cancelOwn();
   }

@@ -19,6 +19,7 @@ import { OWN_STATEMENT_NAME, ownNameError } from './prepared-write.js';
 
 /** A Close of a statement name no one prepares (not pgquorum_<digits>): the node answers CloseComplete. */
 const CLOSE_NOTHING = encodeClose({ kind: 'S', name: 'pgquorum_none' });
+
 export interface BatchDecoders {
   parse(p: Buffer): Parse;
   bind(p: Buffer): Bind;
