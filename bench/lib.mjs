@@ -1,8 +1,13 @@
 // Helpers for bench/run.sh (plain Node ESM, no build step, no dependencies).
 //
 //   node bench/lib.mjs free-port N            first port P of N free consecutive loopback ports
-//   node bench/lib.mjs cfg-prepare CFG NODES  keep the first NODES nodes of a pgquorum config,
-//                                             log level warn; prints the first user's password
+//   node bench/lib.mjs cfg-prepare CFG NODES [TRANSPORT DEVCLUSTER_JSON]
+//                                             keep the first NODES nodes of a pgquorum config,
+//                                             log level warn; TRANSPORT unix: each node's host is
+//                                             its socket directory (its data directory, from the
+//                                             dev cluster's devcluster.json); prints the first
+//                                             user's password
+//   node bench/lib.mjs cfg-nodes CFG          host:port of each node of CFG, one per line
 //   node bench/lib.mjs cfg-fsync CFG OUT      CFG with state.fsync on, written to OUT (same directory)
 //   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
 //                                             (tree: PID and all its descendants, plus the CPU of
@@ -282,7 +287,8 @@ function report(jsonl, metaFile, outdir, readme) {
     `- Load average before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
     `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run, ` +
       `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
-      `All on this machine, nodes with fsync=off and the coordinator with state.fsync off (its commit decisions no more durable than the nodes' data), over loopback TCP.`,
+      `All on this machine, nodes with fsync=off and the coordinator with state.fsync off (its commit decisions no more durable than the nodes' data). ` +
+      `pgbench connects over loopback TCP; ${meta.nodeTransport === 'unix' ? "pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets" : 'pgquorum and pgpool-II reach the nodes over loopback TCP too'}.`,
     `- Targets: a plain PostgreSQL node; pgquorum over 3 nodes; pgpool-II native replication over the same 3 nodes ` +
       `(load_balance_mode on, replicate_select off); in TPC-B simple also pgquorum-fsync, pgquorum with state.fsync on ` +
       `(every commit decision synced to disk before COMMIT PREPARED, the default), and plain-2pc, the plain node committing each ` +
@@ -350,6 +356,9 @@ function report(jsonl, metaFile, outdir, readme) {
           'than the nodes); pgquorum-fsync: the same with state.fsync on (the default: each commit decision synced to disk). ' +
           'plain-2pc: the plain node committing each TPC-B transaction with PREPARE TRANSACTION / ' +
           'COMMIT PREPARED (bench/tpcb-2pc.sql), no coordinator. ' +
+          (meta.nodeTransport === 'unix'
+            ? "pgbench connects over loopback TCP; pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets. "
+            : 'Everything connects over loopback TCP. ') +
           'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
           'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
         END,
@@ -369,14 +378,22 @@ switch (cmd) {
     console.log(await freePort(Number(rest[0] ?? 1)));
     break;
   case 'cfg-prepare': {
-    const [file, nodes] = rest;
+    const [file, nodes, transport = 'tcp', devcluster] = rest;
     const c = JSON.parse(fs.readFileSync(file, 'utf8'));
     c.nodes = c.nodes.slice(0, Number(nodes));
+    if (transport === 'unix') {
+      // The dev cluster's nodes keep their sockets in their data directories.
+      const dev = JSON.parse(fs.readFileSync(devcluster, 'utf8'));
+      for (const n of c.nodes) n.host = dev.nodes.find((d) => d.id === n.id).dataDir;
+    }
     c.log = { ...(c.log ?? {}), level: 'warn' };
     fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
     console.log(c.users[0].password);
     break;
   }
+  case 'cfg-nodes': // host:port of each node of a pgquorum config, one per line
+    for (const n of JSON.parse(fs.readFileSync(rest[0], 'utf8')).nodes) console.log(`${n.host}:${n.port}`);
+    break;
   case 'cfg-fsync': {
     const [file, out] = rest;
     const c = JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -29,7 +29,10 @@
 #
 # Environment: BENCH_SECONDS (30), BENCH_ROUNDS (3), BENCH_SCALE (10),
 # BENCH_SCENARIOS (e.g. "1 5": only these scenarios, numbered as above),
-# BENCH_KEEP=1 (keep the work directory), BENCH_README=0 (do not touch README.md).
+# BENCH_KEEP=1 (keep the work directory), BENCH_README=0 (do not touch README.md),
+# BENCH_NODE_TRANSPORT: how pgquorum and pgpool-II reach the 3 nodes, `unix`
+# (default; the nodes' Unix-domain sockets, as any middleware on the nodes'
+# machine would) or `tcp` (127.0.0.1). pgbench always connects over TCP.
 # Needs root (apt-get, and the dev cluster runs the nodes as `postgres`),
 # a built dist/ (`make bench` builds it) and pgbench/psql (PostgreSQL 15 client).
 set -euo pipefail
@@ -50,6 +53,7 @@ SCEN_NAME=("select-only simple" "select-only prepared" "TPC-B simple" "TPC-B pre
 SCEN_ARGS=("-S -M simple" "-S -M prepared" "-M simple" "-M prepared" "-M prepared")
 SCEN_IDLE=(0 0 0 0 "$IDLE")
 SCENARIOS=${BENCH_SCENARIOS:-"1 2 3 4 5"}
+TRANSPORT=${BENCH_NODE_TRANSPORT:-unix}
 
 log() { echo "bench: $*" >&2; }
 fail() {
@@ -61,6 +65,7 @@ fail() {
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_SCALE must be a positive integer, got '$SCALE'"
 for s in $SCENARIOS; do [[ "$s" =~ ^[1-5]$ ]] || fail "BENCH_SCENARIOS: unknown scenario '$s' (1-5)"; done
+[[ "$TRANSPORT" =~ ^(unix|tcp)$ ]] || fail "BENCH_NODE_TRANSPORT must be unix or tcp, got '$TRANSPORT'"
 [ -f "$CLI" ] || fail "$CLI is missing: run 'make bench' (it builds dist/ first)"
 for t in pgbench psql timeout setsid; do command -v "$t" >/dev/null || fail "$t not found"; done
 
@@ -153,7 +158,7 @@ ensure_pgpool() {
   fi
 }
 
-# write_pgpool_conf DIR PORT PASSWORD NODE_PORT...
+# write_pgpool_conf DIR PORT PASSWORD NODE_HOST:NODE_PORT...
 write_pgpool_conf() {
   local dir=$1 port=$2 pw=$3
   shift 3
@@ -211,12 +216,12 @@ failover_on_backend_error = off
 auto_failback = off
 use_watchdog = off
 EOF
-    local i=0 p
-    for p in "$@"; do
+    local i=0 hp
+    for hp in "$@"; do
       cat <<EOF
 
-backend_hostname$i = '127.0.0.1'
-backend_port$i = $p
+backend_hostname$i = '${hp%:*}'
+backend_port$i = ${hp##*:}
 backend_weight$i = 1
 backend_flag$i = 'DISALLOW_TO_FAILOVER'
 EOF
@@ -384,13 +389,15 @@ log "ports: pgquorum $PQ_PORT, nodes $((BASE + 1))-$((BASE + 3)), plain $PLAIN_P
 CLUSTER_UP=1
 CFG=$(node "$CLI" dev up --nodes 4 --port "$BASE" --dir "$W/c" --no-fsync 2>"$W/logs/dev-up.log") ||
   { tail_of "$W/logs/dev-up.log"; fail "dev up failed"; }
-PGPASSWORD=$(node "$LIB" cfg-prepare "$CFG" 3)
+PGPASSWORD=$(node "$LIB" cfg-prepare "$CFG" 3 "$TRANSPORT" "$W/c/devcluster.json")
 CFG_FSYNC="$(dirname "$CFG")/pgquorum-fsync.json" # same nodes and state directory, state.fsync on
 node "$LIB" cfg-fsync "$CFG" "$CFG_FSYNC"
 export PGPASSWORD PGUSER=postgres PGHOST=127.0.0.1 PGDATABASE=postgres
 PG_VERSION=$(psql -X -p "$PLAIN_PORT" -Atc 'SHOW server_version')
 
-write_pgpool_conf "$W/pgpool" "$PP_PORT" "$PGPASSWORD" $((BASE + 1)) $((BASE + 2)) $((BASE + 3))
+# The same node addresses as the coordinator's (socket directories or 127.0.0.1).
+# shellcheck disable=SC2046 # one word per node
+write_pgpool_conf "$W/pgpool" "$PP_PORT" "$PGPASSWORD" $(node "$LIB" cfg-nodes "$CFG")
 
 log "pgbench -i -s $SCALE on the plain node and through pgquorum (all 3 nodes)"
 timeout 1800 pgbench -i -s "$SCALE" -q -p "$PLAIN_PORT" >"$W/logs/init-plain.log" 2>&1 ||
@@ -428,12 +435,12 @@ esac
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SCEN_JSON=""
 for s in $SCENARIOS; do SCEN_JSON+="${SCEN_NAME[$((s - 1))]}|${SCEN_IDLE[$((s - 1))]}"$'\n'; done
-export STARTED SECS ROUNDS SCALE CLIENTS JOBS LOAD_BEFORE LOAD_AFTER VERIFY PG_VERSION SCEN_JSON
+export STARTED SECS ROUNDS SCALE CLIENTS JOBS LOAD_BEFORE LOAD_AFTER VERIFY PG_VERSION SCEN_JSON TRANSPORT
 node -e '
 const e = process.env;
 console.log(JSON.stringify({
   startedAt: e.STARTED, seconds: +e.SECS, rounds: +e.ROUNDS, scale: +e.SCALE, clients: +e.CLIENTS, jobs: +e.JOBS,
-  loadBefore: e.LOAD_BEFORE, loadAfter: e.LOAD_AFTER, verify: e.VERIFY, postgresVersion: e.PG_VERSION,
+  loadBefore: e.LOAD_BEFORE, loadAfter: e.LOAD_AFTER, verify: e.VERIFY, postgresVersion: e.PG_VERSION, nodeTransport: e.TRANSPORT,
   scenarios: e.SCEN_JSON.trim().split("\n").map((l) => ({ name: l.split("|")[0], idle: Number(l.split("|")[1]) })),
 }, null, 2));
 ' >"$W/meta.json"

@@ -17,6 +17,7 @@ import { setReadOnlyFunctions } from './sql/classify.js';
 import { WriteGate } from './txn/write-gate.js';
 import { HealthChecker } from './cluster/health.js';
 import { NodeAdmin } from './cluster/admin.js';
+import { nodeAddress } from './config/node-address.js';
 
 /** How often the resolver looks for in-doubt transactions (it also runs once at start). */
 const RESOLVE_INTERVAL_MS = 2000;
@@ -56,7 +57,7 @@ export async function startCoordinator(config: Config, opts: { logDestination?: 
   ctx.health.start();
   const listener = new ClientListener(ctx);
   const port = await listener.listen(config.coordinator.port, config.coordinator.host);
-  log.info({ port, nodes: config.nodes.map((n) => `${n.id}@${n.host}:${n.port}`) }, 'pgquorum coordinator listening');
+  log.info({ port, nodes: config.nodes.map((n) => `${n.id}@${nodeAddress(n.host, n.port)}`) }, 'pgquorum coordinator listening');
   let closing: Promise<void> | null = null;
   return {
     port,

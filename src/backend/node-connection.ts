@@ -6,6 +6,7 @@
 // are kept raw and either handed to a sink (to be forwarded to the client
 // untouched) or buffered for the vote.
 import net from 'node:net';
+import { connectTarget } from '../config/node-address.js';
 import type { Logger } from 'pino';
 import { PgqError, SqlState } from '../errors.js';
 import { FrameReader, type Frame } from '../protocol/reader.js';
@@ -179,8 +180,7 @@ export class NodeConnection {
   static async connect(node: ClusterNode, login: NodeLogin, log: Logger): Promise<NodeConnection> {
     let conn: NodeConnection | null = null;
     const socket = net.connect({
-      host: node.host,
-      port: node.port,
+      ...connectTarget(node.host, node.port),
       // Read into one shared buffer and copy out what arrived (usually a few hundred bytes): no stream
       // machinery and no fresh 64 KiB allocation per read. The copy is ours to keep (frames outlive the read).
       onread: {
@@ -627,7 +627,7 @@ export class NodeConnection {
   /** Ask the node to cancel what this connection runs (a separate connection, as the protocol wants). */
   cancel(): Promise<void> {
     return new Promise<void>((resolve) => {
-      const s = net.connect({ host: this.node.host, port: this.node.port });
+      const s = net.connect(connectTarget(this.node.host, this.node.port));
       s.on('connect', () => s.end(encodeCancelRequest(this.pid, this.secret)));
       s.on('error', () => resolve());
       s.on('close', () => resolve());

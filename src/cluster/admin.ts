@@ -21,6 +21,7 @@ import type { WriteGate } from '../txn/write-gate.js';
 import { NodeConnection } from '../backend/node-connection.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { BE } from '../protocol/constants.js';
+import { nodeAddress } from '../config/node-address.js';
 
 /** How long attach/detach wait for the writes in flight to finish (new writes wait meanwhile). */
 export const GATE_WAIT_MS = 10_000;
@@ -118,7 +119,7 @@ export class NodeAdmin {
       }
       const sid = probe.systemId ?? (await this.health().systemIdOf(node));
       if (sid && node.systemId && sid !== node.systemId) {
-        throw new PgqError('ERR_NODE_REPLACED', `node ${id} cannot be attached: a different PostgreSQL cluster answers at ${node.host}:${node.port} (system identifier ${sid}, was ${node.systemId}); it needs recovery`, {
+        throw new PgqError('ERR_NODE_REPLACED', `node ${id} cannot be attached: a different PostgreSQL cluster answers at ${nodeAddress(node.host, node.port)} (system identifier ${sid}, was ${node.systemId}); it needs recovery`, {
           sqlstate: SqlState.OBJECT_NOT_IN_PREREQUISITE_STATE,
         });
       }

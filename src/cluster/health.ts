@@ -21,6 +21,7 @@ import type { ClusterNode } from './cluster.js';
 import { NodeConnection, type NodeLogin } from '../backend/node-connection.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { firstRowText } from '../protocol/backend.js';
+import { nodeAddress } from '../config/node-address.js';
 
 const CHECK = encodeQuery('SELECT pg_catalog.pg_is_in_recovery()');
 const SYSTEM_ID = encodeQuery('SELECT system_identifier FROM pg_catalog.pg_control_system()');
@@ -91,7 +92,7 @@ export class HealthChecker {
     if (res.inconclusive) return;
     const cluster = this.ctx.cluster;
     if (res.error === null && res.systemId && node.systemId && res.systemId !== node.systemId && node.state === 'up') {
-      cluster.setState(node, 'diverged', `a different PostgreSQL cluster answers at ${node.host}:${node.port} (system identifier ${res.systemId}, was ${node.systemId})`);
+      cluster.setState(node, 'diverged', `a different PostgreSQL cluster answers at ${nodeAddress(node.host, node.port)} (system identifier ${res.systemId}, was ${node.systemId})`);
       return;
     }
     if (res.error !== null) {

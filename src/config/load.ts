@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { isSocketDir, nodeAddress, UNIX_PATH_MAX } from './node-address.js';
 import type { AuthMethod, Config, HbaRule, NodeConfig, TlsConfig, UserConfig } from './types.js';
 import {
   AUTH_METHODS,
@@ -189,11 +190,14 @@ function validateNodes(v: unknown): NodeConfig[] {
     if (n.port === undefined) throw new ConfigError(`${key}.port`, 'required: an integer from 1 to 65535');
     const node: NodeConfig = {
       id: nodeId,
-      host: host(n.host ?? DEFAULTS.node.host, `${key}.host`),
+      host: nodeHost(n.host ?? DEFAULTS.node.host, `${key}.host`),
       port: int(n.port, `${key}.port`, 1, 65535),
       weight: num(n.weight ?? DEFAULTS.node.weight, `${key}.weight`, LIMITS.weight),
     };
-    const addr = `${node.host}:${node.port}`;
+    const addr = nodeAddress(node.host, node.port);
+    if (isSocketDir(node.host) && Buffer.byteLength(addr) > UNIX_PATH_MAX) {
+      throw new ConfigError(`${key}.host`, `the socket path ${addr} is longer than the ${UNIX_PATH_MAX} bytes a Unix-domain socket path may have`);
+    }
     if (seenAddr.has(addr)) throw new ConfigError(key, `same host and port (${addr}) as nodes[${seenAddr.get(addr)}]`);
     seenAddr.set(addr, i);
     return node;
@@ -391,6 +395,22 @@ function host(v: unknown, key: string): string {
   const s = str(v, key);
   if (s.length > 255 || /[\s/]/.test(s)) throw new ConfigError(key, `must be a host name or IP address, got ${got(v)}`);
   return s;
+}
+
+/**
+ * A node's host: a host name or IP address, or (as libpq's `host`) the
+ * absolute path of the directory holding the node's Unix-domain socket.
+ */
+function nodeHost(v: unknown, key: string): string {
+  const s = str(v, key);
+  if (!isSocketDir(s)) {
+    if (s.length > 255 || /[\s/]/.test(s)) {
+      throw new ConfigError(key, `must be a host name, an IP address, or the absolute path of the directory holding the node's Unix-domain socket, got ${got(v)}`);
+    }
+    return s;
+  }
+  if (s.includes('\0')) throw new ConfigError(key, `must not contain a NUL byte, got ${got(v)}`);
+  return s.length > 1 ? s.replace(/\/+$/, '') || '/' : s;
 }
 
 /** A database or user name in an hba rule: no white space. */

@@ -7,6 +7,7 @@ import { NodeConnection } from '../backend/node-connection.js';
 import { BE } from '../protocol/constants.js';
 import { decodeDataRow, decodeErrorFields, type ErrorFields } from '../protocol/backend.js';
 import { encodeQuery } from '../protocol/frontend.js';
+import { nodeAddress } from '../config/node-address.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -67,7 +68,7 @@ export class SqlConn {
       return new SqlConn(ep.id, c);
     } catch (e) {
       const err = e as Error & { sqlstate?: string };
-      throw new SqlError(`${ep.id} (${ep.host}:${ep.port})`, `cannot connect: ${err.message}`, err.sqlstate ?? null);
+      throw new SqlError(`${ep.id} (${nodeAddress(ep.host, ep.port)})`, `cannot connect: ${err.message}`, err.sqlstate ?? null);
     }
   }
 

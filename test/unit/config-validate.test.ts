@@ -158,9 +158,27 @@ test('nodes: at least one, unique ids, unique addresses, valid ids and hosts', (
   refuses(edit((c) => (c.nodes[0].id = 'has_underscore')), 'nodes[0].id', /letters, digits or '-'/);
   refuses(edit((c) => (c.nodes[0].id = '')), 'nodes[0].id', /must not be empty/);
   refuses(edit((c) => (c.nodes[0].id = 7)), 'nodes[0].id', /must be a string, got 7/);
-  refuses(edit((c) => (c.nodes[0].host = 'bad host')), 'nodes[0].host', /host name or IP/);
+  refuses(edit((c) => (c.nodes[0].host = 'bad host')), 'nodes[0].host', /host name, an IP address, or the absolute path/);
+  refuses(edit((c) => (c.nodes[0].host = 'run/postgresql')), 'nodes[0].host', /absolute path of the directory/);
   refuses(edit((c) => (c.nodes[0].weight = -1)), 'nodes[0].weight', /must be a number at least 0/);
   refuses(edit((c) => (c.nodes[0].weight = '1')), 'nodes[0].weight');
+});
+
+test('nodes: a host starting with / is the directory of the node\'s Unix-domain socket', () => {
+  const c = validateConfig(edit((c) => ((c.nodes[0].host = '/var/run/postgresql/'), (c.nodes[1].host = '/'))));
+  assert.equal(c.nodes[0].host, '/var/run/postgresql', 'a trailing slash is dropped');
+  assert.equal(c.nodes[1].host, '/');
+  // Two nodes on one socket file are one node; the same port in two directories is not.
+  refuses(
+    edit((c) => ((c.nodes[0].host = '/run/pg'), (c.nodes[1].host = '/run/pg/'), (c.nodes[1].port = 5433))),
+    'nodes[1]',
+    /same host and port \(\/run\/pg\/\.s\.PGSQL\.5433\) as nodes\[0\]/,
+  );
+  validateConfig(edit((c) => ((c.nodes[0].host = '/run/pg'), (c.nodes[1].host = '/run/pg2'), (c.nodes[1].port = 5433))));
+  // Linux allows 107 bytes: '/' + 'd' x 93 + '/.s.PGSQL.5433' is 108.
+  refuses(edit((c) => (c.nodes[0].host = '/' + 'd'.repeat(93))), 'nodes[0].host', /longer than the 107 bytes/);
+  validateConfig(edit((c) => (c.nodes[0].host = '/' + 'd'.repeat(92))));
+  refuses(edit((c) => (c.nodes[0].host = '/run/\0x')), 'nodes[0].host', /NUL/);
 });
 
 test('coordinator: id, limits, sizes, timeouts, tls', () => {
