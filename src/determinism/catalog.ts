@@ -27,6 +27,8 @@ export interface ColumnInfo {
   random: boolean;
   /** no default, or one that calls no function and reads no table */
   constant: boolean;
+  /** the default or generation expression calls a function that is not built in */
+  userFunctions: boolean;
 }
 
 export interface TableInfo {
@@ -42,6 +44,13 @@ export interface TableInfo {
    * are constants.
    */
   selfContained: boolean;
+  /**
+   * Its writes run no user code beyond the functions the statement itself
+   * calls: an ordinary table without inheritance children, rules, row
+   * security or user triggers, whose defaults and generated columns call
+   * only built-in functions (Router.readsShareable()).
+   */
+  noUserCode: boolean;
 }
 
 const TABLE_SQL = (rel: string): string => `SELECT pg_catalog.json_build_object(
@@ -84,6 +93,13 @@ function analyseDefault(expr: string): Pick<ColumnInfo, 'fill' | 'sequences' | '
   const random = st.random === true;
   const constant = st.functions.length === 0 && st.relations.length === 0;
   return { fill: st.needsRewrite === true || random, sequences: st.sequences ?? [], random, constant };
+}
+
+/** Whether a default or generation expression may call a function that is not built in (unparsable: it may). */
+function callsUserFunctions(expr: string | null): boolean {
+  if (expr === null) return false;
+  const st = classify(`SELECT ${expr}`).statements[0];
+  return !st || st.syntaxError === true || (st.unknownFunctions?.length ?? 0) > 0;
 }
 
 interface Entry<T> {
@@ -139,9 +155,15 @@ export class CatalogCache {
         const a = c.d !== null && c.g === '' ? analyseDefault(c.d) : { fill: false, sequences: [], random: false, constant: true };
         if (c.s) a.sequences = [...a.sequences, c.s];
         if (c.i !== '') a.constant = false;
-        return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a };
+        return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a, userFunctions: callsUserFunctions(c.d) };
       });
-      info = { name: j.name, key: j.key, columns, selfContained: j.plain && columns.every((c) => c.constant) };
+      info = {
+        name: j.name,
+        key: j.key,
+        columns,
+        selfContained: j.plain && columns.every((c) => c.constant),
+        noUserCode: j.plain && columns.every((c) => !c.userFunctions),
+      };
     }
     if (cacheable && gen === this.generation) this.tables.set(key, { value: info, at: Date.now() });
     return info;

@@ -427,6 +427,7 @@ export function describeStatement(node: unknown, env: DescribeEnv, start: number
   if (ctx.setDefault) info.setDefault = true;
   if (ctx.orderChecks.length > 0) info.orderChecks = ctx.orderChecks;
   if (ctx.unknownFunctions.length > 0) info.unknownFunctions = ctx.unknownFunctions;
+  if (ctx.written.length > 0) info.written = ctx.written;
   if (ctx.unsafe.length > 0 && isWriteStatement(info)) info.unsafe = ctx.unsafe;
   for (let i = editsBefore; i < env.edits.length; i++) {
     if (env.edits[i]!.kind !== null || env.edits[i]!.replace) {

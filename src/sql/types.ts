@@ -127,6 +127,8 @@ export interface StatementInfo {
   insert?: InsertShape;
   /** COPY FROM: the column list, or null for all columns */
   copyColumns?: string[] | null;
+  /** tables INSERT/UPDATE/DELETE/MERGE write, data-modifying CTEs included (quoted regclass text) */
+  written?: string[];
   /** UPDATE / DELETE / MERGE / INSERT / COPY FROM target (quoted regclass text) */
   target?: string;
   /** CREATE FUNCTION / PROCEDURE / DO: non-deterministic calls found in the body */

@@ -62,6 +62,8 @@ export interface WalkCtx {
   orderChecks: OrderCheck[];
   /** functions whose effect is unknown (user functions): the statement is a write unless the catalog says otherwise */
   unknownFunctions: string[];
+  /** tables that INSERT/UPDATE/DELETE/MERGE write, data-modifying CTEs included (quoted regclass text) */
+  written: string[];
 }
 
 export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
@@ -89,6 +91,7 @@ export function newCtx(buf: Uint8Array, edits: Edit[], scope: number): WalkCtx {
     setDefault: false,
     orderChecks: [],
     unknownFunctions: [],
+    written: [],
   };
 }
 
@@ -195,7 +198,10 @@ function visitQuery(type: string, body: Obj, ctx: WalkCtx): void {
     ctx.modifying = true;
     // the target of INSERT/UPDATE/DELETE/MERGE is always a table, even if a CTE has its name
     const target = body.relation as Obj | undefined;
-    if (target && typeof target.relname === 'string') pushUnique(ctx.relations, rangeVarName(target));
+    if (target && typeof target.relname === 'string') {
+      pushUnique(ctx.relations, rangeVarName(target));
+      pushUnique(ctx.written, quotedRangeVarName(target));
+    }
   } else {
     if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) ctx.locking = true;
     if (body.intoClause) ctx.into = true;

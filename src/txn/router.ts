@@ -68,6 +68,8 @@ export class Router {
   private userSeed: { base: number; n: number } | null = null;
   /** Nothing this session ran may have changed its connections' session state (readsShareable()). */
   private pristine = true;
+  /** Relations this session wrote whose triggers, rules and defaults the catalog has not been asked about yet (checkWrites()). */
+  private unchecked: string[] | null = null;
   /** Temporary relations this session created (they live on the main node only). */
   readonly tempNames = new Set<string>();
   /** Those of them an unqualified name resolves to (all of them unless search_path puts pg_temp after a schema that has the name). */
@@ -541,12 +543,36 @@ export class Router {
    * connections (noteStatement()), and has no temporary tables.
    */
   readsShareable(): boolean {
-    return this.pristine && this.tempNames.size === 0;
+    return this.pristine && this.tempNames.size === 0 && (this.unchecked === null || this.checkWrites());
   }
 
   /** The session runs `s` (null: something not classified, e.g. a FunctionCall): see readsShareable(). */
   noteStatement(s: StatementInfo | null | undefined): void {
-    if (this.pristine && !(s && leavesSessionAlone(s))) this.pristine = false;
+    if (!this.pristine) return;
+    if (!(s && leavesSessionAlone(s))) {
+      this.pristine = false;
+      return;
+    }
+    // A trigger, rule, policy or default of a table it writes may run user code that changes session settings.
+    for (const r of s.written ?? []) if (!this.unchecked?.includes(r)) (this.unchecked ??= []).push(r);
+  }
+
+  /**
+   * Settle the relations of this session's writes that the catalog cache
+   * now knows: one whose writes may run user code (TableInfo.noUserCode;
+   * null: not a table) ends sharing for good. True when none is left
+   * unknown; the unknown wait for the cache (while they do, no sharing).
+   */
+  private checkWrites(): boolean {
+    const scope = this.catalogScope();
+    const left = this.unchecked!.filter((r) => {
+      const t = this.ctx.catalog.peekTable(scope, r);
+      if (t === undefined) return true;
+      if (t === null || !t.noUserCode) this.pristine = false;
+      return false;
+    });
+    this.unchecked = left.length > 0 ? left : null;
+    return this.pristine && this.unchecked === null;
   }
 
   touchesTemp(s: StatementInfo): boolean {
@@ -919,14 +945,23 @@ const SHARE_SAFE_WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
 /**
  * Statements after which a connection's session state is still what the
  * login set: reads, transaction control, and INSERT/UPDATE/DELETE/MERGE
- * (not creating anything, not calling set_config()). Everything else (SET,
+ * (not creating anything, calling neither set_config() nor a user function;
+ * the user code their relations may run is checked against the catalog,
+ * Router.checkWrites()). Everything else (SET,
  * PREPARE, LISTEN, DDL, DO, CALL, a SELECT with a writing function, ...)
  * may change it.
  */
 function leavesSessionAlone(s: StatementInfo): boolean {
   if (s.kind === 'read') return true;
   if (isTxnControl(s.kind)) return s.kind !== 'prepare_transaction' && s.kind !== 'commit_prepared' && s.kind !== 'rollback_prepared';
-  return s.kind === 'write' && s.dataWrite === true && SHARE_SAFE_WRITES.has(s.tag) && !s.createsTemp && !s.functions.includes('set_config');
+  return (
+    s.kind === 'write' &&
+    s.dataWrite === true &&
+    SHARE_SAFE_WRITES.has(s.tag) &&
+    !s.createsTemp &&
+    !s.functions.includes('set_config') &&
+    (s.unknownFunctions?.length ?? 0) === 0 // a user function may call set_config()
+  );
 }
 
 /** The setting a SET/RESET statement changes (lower case), or null for other statements. */

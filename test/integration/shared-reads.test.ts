@@ -155,6 +155,32 @@ test('a session that changed its session state (SET, also inside a transaction b
   await Promise.all([plainSession.end(), setOutside.end(), setInside.end()]);
 });
 
+test('a write whose trigger may change session settings ends sharing for that session; a write to a plain table does not', async () => {
+  const s = shared();
+  const setup = await fx.coord.client();
+  await setup.query('CREATE TABLE sr_trig (id int PRIMARY KEY)');
+  await setup.query(`CREATE FUNCTION sr_trig_path() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('search_path', 's2, public', false); RETURN NEW; END $$`);
+  await setup.query('CREATE TRIGGER sr_trig_path BEFORE INSERT ON sr_trig FOR EACH ROW EXECUTE FUNCTION sr_trig_path()');
+  await setup.end();
+  const writer = await fx.coord.client({ application_name: 'sr-trig' });
+  const plainWriter = await fx.coord.client({ application_name: 'sr-trig' });
+  await readLoop(writer, 10, (id) => id * 10); // both share before they write
+  await readLoop(plainWriter, 10, (id) => id * 10);
+  await writer.query('INSERT INTO sr_trig VALUES (1)'); // the trigger sets search_path on the session's own connections
+  assert.equal((await writer.query('SHOW search_path')).rows[0].search_path, 's2, public');
+  await plainWriter.query('UPDATE sr SET v = v WHERE id = 1');
+  await plainWriter.query('INSERT INTO sr_secret VALUES (2, 222)');
+  let before = s.stats.reads;
+  // Through a shared connection (search_path as the login set it) these would read public.sr.
+  await readLoop(writer, 30, (id) => -id);
+  assert.equal(s.stats.reads, before, 'none of its reads went over a shared connection');
+  before = s.stats.reads;
+  await readLoop(plainWriter, 30, (id) => id * 10);
+  assert.ok(s.stats.reads > before, 'the session that wrote to tables without triggers still shares');
+  await Promise.all([writer.end(), plainWriter.end()]);
+});
+
 test('sessions of another login never read through the postgres sessions\' shared connections', async () => {
   const s = shared();
   const admin = await fx.coord.client({ application_name: 'sr-login' });

@@ -23,6 +23,7 @@ const col = (name: string, def: string | null, o: Partial<ColumnInfo> = {}): Col
   sequences: /nextval\('([^']+)'/.exec(def ?? '')?.slice(1, 2) ?? [],
   random: /random|uuid/.test(def ?? ''),
   constant: def === null || /^\d+$/.test(def),
+  userFunctions: false,
   ...o,
 });
 
@@ -32,9 +33,10 @@ const TABLES: Record<string, TableInfo> = {
     key: ['id'],
     columns: [col('id', "nextval('t_id_seq'::regclass)"), col('v', null), col('at', 'now()'), col('u', 'gen_random_uuid()'), col('n', '7')],
     selfContained: false,
+    noUserCode: true,
   },
-  '"plain"': { name: 'plain', key: ['k'], columns: [col('k', null), col('x', null)], selfContained: true },
-  '"nokey"': { name: 'nokey', key: null, columns: [col('a', null), col('b', null)], selfContained: true },
+  '"plain"': { name: 'plain', key: ['k'], columns: [col('k', null), col('x', null)], selfContained: true, noUserCode: true },
+  '"nokey"': { name: 'nokey', key: null, columns: [col('a', null), col('b', null)], selfContained: true, noUserCode: true },
 };
 
 const env = (o: Partial<PlanEnv> = {}): PlanEnv => ({
