@@ -3,10 +3,10 @@
 //   node bench/lib.mjs free-port N            first port P of N free consecutive loopback ports
 //   node bench/lib.mjs cfg-prepare CFG NODES [TRANSPORT DEVCLUSTER_JSON]
 //                                             keep the first NODES nodes of a pgquorum config,
-//                                             log level warn; TRANSPORT unix: each node's host is
-//                                             its socket directory (its data directory, from the
-//                                             dev cluster's devcluster.json); prints the first
-//                                             user's password
+//                                             log level warn; each node's host from the dev
+//                                             cluster's devcluster.json: TRANSPORT unix, its socket
+//                                             directory (its data directory); tcp, its address;
+//                                             prints the first user's password
 //   node bench/lib.mjs cfg-nodes CFG          host:port of each node of CFG, one per line
 //   node bench/lib.mjs cfg-fsync CFG OUT      CFG with state.fsync on, written to OUT (same directory)
 //   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
@@ -381,10 +381,14 @@ switch (cmd) {
     const [file, nodes, transport = 'tcp', devcluster] = rest;
     const c = JSON.parse(fs.readFileSync(file, 'utf8'));
     c.nodes = c.nodes.slice(0, Number(nodes));
-    if (transport === 'unix') {
-      // The dev cluster's nodes keep their sockets in their data directories.
+    if (devcluster) {
+      // unix: the socket directory (the dev cluster's nodes keep their sockets in their data
+      // directories; what `dev up` writes); tcp: the address the node listens on.
       const dev = JSON.parse(fs.readFileSync(devcluster, 'utf8'));
-      for (const n of c.nodes) n.host = dev.nodes.find((d) => d.id === n.id).dataDir;
+      for (const n of c.nodes) {
+        const d = dev.nodes.find((x) => x.id === n.id);
+        n.host = transport === 'unix' ? d.dataDir : d.host;
+      }
     }
     c.log = { ...(c.log ?? {}), level: 'warn' };
     fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });

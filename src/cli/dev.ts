@@ -54,7 +54,8 @@ async function up(p: Parsed, command: string): Promise<UpResult> {
   if (fs.existsSync(configFile)) {
     say(`kept the existing ${configFile}`);
   } else {
-    const obj = devConfigObject(cluster, { port: cluster.nodes[0]!.port - 1 }, 'state');
+    // The nodes are on this machine: their Unix-domain sockets cost less than loopback TCP (docs/config.md).
+    const obj = devConfigObject(cluster, { port: cluster.nodes[0]!.port - 1 }, 'state', { sockets: true });
     // Nodes without fsync: the coordinator's decisions need not outlive an OS crash the nodes' data does not survive either.
     if (!cluster.fsync) (obj.state as Record<string, unknown>).fsync = false;
     validateConfig(obj, configFile); // never write a file the coordinator would refuse

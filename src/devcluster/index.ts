@@ -35,15 +35,18 @@ export function generatePassword(): string {
  * The raw (unvalidated) coordinator config for a dev cluster: the nodes in
  * order, the `postgres` superuser with the nodes' password, state under
  * `stateDir`. Pass it to validateConfig, or write it with writeDevConfig.
+ * `sockets`: the coordinator reaches each node over its Unix-domain socket
+ * (in the node's data directory) instead of TCP.
  */
 export function devConfigObject(
   cluster: DevCluster,
   coordinator: { port: number; host?: string; id?: string },
   stateDir: string,
+  opts: { sockets?: boolean } = {},
 ): Record<string, unknown> {
   return {
     coordinator: { id: coordinator.id ?? 'c1', host: coordinator.host ?? '127.0.0.1', port: coordinator.port },
-    nodes: cluster.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port })),
+    nodes: cluster.nodes.map((n) => ({ id: n.id, host: opts.sockets ? n.dataDir : n.host, port: n.port })),
     users: [{ name: 'postgres', password: cluster.password }],
     state: { dir: stateDir },
     log: { level: 'info' },

@@ -206,7 +206,9 @@ describe('pgquorum command line', () => {
       assert.equal(fs.statSync(configFile).mode & 0o777, 0o600);
       const cfg = JSON.parse(fs.readFileSync(configFile, 'utf8'));
       assert.equal(cfg.coordinator.port, port);
-      assert.deepEqual(cfg.nodes, [{ id: 'n1', host: '127.0.0.1', port: port + 1 }]);
+      // The coordinator reaches the node over its Unix-domain socket, in the node's data directory.
+      assert.deepEqual(cfg.nodes, [{ id: 'n1', host: path.join(devDir, 'node1'), port: port + 1 }]);
+      assert.ok(fs.statSync(path.join(devDir, 'node1', `.s.PGSQL.${port + 1}`)).isSocket());
       assert.equal(cfg.users[0].name, 'postgres');
       // Nodes without fsync: the coordinator's state is not synced either (docs/state-store.md).
       assert.deepEqual(cfg.state, { dir: 'state', fsync: false });
