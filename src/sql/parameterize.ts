@@ -126,7 +126,8 @@ export function parameterize(text: string, times: (() => TimeValues) | null): Pa
     t.statements.set(key, stmt);
   }
   const bind = encodeBind({ portal: '', statement: stmt.name, paramFormats: [], params: values, resultFormats: [] });
-  return { stmt, bind, describe: t.describe, position: (p) => mapPosition(p, buf, spans, t.dash) };
+  // A position in the sent text: back over the time parameters (t.rw), then over the constants' parameters.
+  return { stmt, bind, describe: t.describe, position: (p) => mapPosition(t.rw ? t.rw.position(p) : p, buf, spans, t.dash) };
 }
 
 /**

@@ -23,6 +23,8 @@ export interface ParamRewrite {
   added: TimeKind[];
   /** parameters the statement had before (highest $n, or the declared count if larger) */
   originalParamCount: number;
+  /** an error position in `sql`, moved to the text that was rewritten */
+  position(p: number): number;
 }
 
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
@@ -55,17 +57,61 @@ export function timestamptzLiteral(d: Date): string {
   return `'${formatTimestamptz(d)}'::timestamptz`;
 }
 
-function render(a: Analyzed, value: (e: Edit) => string): string {
+/** The text with each edit's span replaced; `emitted` (if given) gets what replaced each edit, in order. */
+function render(a: Analyzed, value: (e: Edit) => string, emitted?: string[]): string {
   const { edits, pieces } = a;
   let out = pieces[0]!;
   for (let i = 0; i < edits.length; i++) {
     const e = edits[i]!;
-    if (e.kind === null) out += e.prefix;
-    else if (e.scope >= 0) out += `${e.prefix}$${e.param}::timestamptz${e.suffix}`; // PREPARE body
-    else out += e.prefix + value(e) + e.suffix;
-    out += pieces[i + 1]!;
+    let s: string;
+    if (e.kind === null) s = e.prefix;
+    else if (e.scope >= 0) s = `${e.prefix}$${e.param}::timestamptz${e.suffix}`; // PREPARE body
+    else s = e.prefix + value(e) + e.suffix;
+    emitted?.push(s);
+    out += s + pieces[i + 1]!;
   }
   return out;
+}
+
+/** Characters as PostgreSQL counts them (code points; a surrogate pair is one). */
+function pgChars(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xdc00 || c > 0xdfff) n++;
+  }
+  return n;
+}
+
+/**
+ * An error position (1-based, in characters) in the text render() made,
+ * moved to the client's text `sql`: text outside the edits keeps its
+ * place shifted by the length differences before it; a position inside a
+ * replacement points at the start of what it replaced.
+ */
+function mapRendered(p: number, sql: string, a: Analyzed, emitted: readonly string[]): number {
+  const x = p - 1;
+  const buf = Buffer.from(sql, 'utf8');
+  let sent = 0; // characters before this point in the sent text
+  let client = 0; // and in the client's
+  for (let i = 0; i < a.edits.length; i++) {
+    const piece = pgChars(a.pieces[i]!);
+    if (x < sent + piece) return client + (x - sent) + 1;
+    sent += piece;
+    client += piece;
+    const e = a.edits[i]!;
+    const sentLen = pgChars(emitted[i]!);
+    if (x < sent + sentLen) return client + 1;
+    sent += sentLen;
+    client += pgChars(buf.subarray(e.start, e.end).toString('utf8'));
+  }
+  return client + (x - sent) + 1;
+}
+
+/** A rewritten text, and how to move an error position in it to the client's text. */
+export interface MappedRewrite {
+  sql: string;
+  position(p: number): number;
 }
 
 /**
@@ -75,10 +121,17 @@ function render(a: Analyzed, value: (e: Edit) => string): string {
  * parameters instead (see StatementInfo.timeParams and rewriteExecute()).
  */
 export function rewriteSimple(sql: string, t: TimeValues): string | null {
+  return rewriteSimpleMapped(sql, t)?.sql ?? null;
+}
+
+/** rewriteSimple(), with the map of error positions back to `sql`. */
+export function rewriteSimpleMapped(sql: string, t: TimeValues): MappedRewrite | null {
   const a = analyze(sql);
   if (!a.cls.needsRewrite) return null;
   const lit: Partial<Record<TimeKind, string>> = {};
-  return render(a, (e) => (lit[e.kind!] ??= timestamptzLiteral(t[e.kind!])));
+  const emitted: string[] = [];
+  const out = render(a, (e) => (lit[e.kind!] ??= timestamptzLiteral(t[e.kind!])), emitted);
+  return { sql: out, position: (p) => mapRendered(p, sql, a, emitted) };
 }
 
 /**
@@ -96,12 +149,22 @@ export function rewriteExtended(sql: string, declaredParamCount = 0): ParamRewri
   if (memo) return memo;
   const base = Math.max(a.maxParam, declaredParamCount);
   const added: TimeKind[] = [];
-  const sqlOut = render(a, (e) => {
-    let i = added.indexOf(e.kind!);
-    if (i < 0) i = added.push(e.kind!) - 1;
-    return `$${base + i + 1}::timestamptz`;
+  const emitted: string[] = [];
+  const sqlOut = render(
+    a,
+    (e) => {
+      let i = added.indexOf(e.kind!);
+      if (i < 0) i = added.push(e.kind!) - 1;
+      return `$${base + i + 1}::timestamptz`;
+    },
+    emitted,
+  );
+  const result: ParamRewrite = Object.freeze({
+    sql: sqlOut,
+    added: Object.freeze(added) as TimeKind[],
+    originalParamCount: base,
+    position: (p: number) => mapRendered(p, sql, a, emitted),
   });
-  const result: ParamRewrite = Object.freeze({ sql: sqlOut, added: Object.freeze(added) as TimeKind[], originalParamCount: base });
   a.extended.set(declaredParamCount, result);
   return result;
 }

@@ -38,10 +38,31 @@ const DESCRIBE_PORTAL = encodeDescribe({ kind: 'P', name: '' });
 const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
 
 /** An ErrorResponse frame with its position (if any) mapped from the sent text to the client's. */
-function mapErrorFrame(raw: Buffer, form: ParamForm): Buffer {
+function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
   const e = decodeErrorFields(raw.subarray(5));
   if (e['P'] === undefined) return raw;
-  return encodeErrorResponse({ ...e, P: String(form.position(Number(e['P']))) });
+  return encodeErrorResponse({ ...e, P: String(position(Number(e['P']))) });
+}
+
+/**
+ * `req`, whose text the coordinator rewrote, with the error position of a
+ * node's answer moved to the client's text by `position`: in a frame
+ * forwarded live (mapError) and in the result (after).
+ */
+export function positionMapped(req: Req, position: (p: number) => number): Req {
+  const prior = req.after;
+  return {
+    ...req,
+    mapError: (raw) => mapErrorFrame(raw, position),
+    after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
+      prior?.(c, r, forwarded);
+      const p = r.lost ? undefined : r.error?.['P'];
+      if (p === undefined) return;
+      r.error!['P'] = String(position(Number(p)));
+      const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
+      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, position);
+    },
+  };
 }
 
 export function preparedReq(text: string, form: ParamForm): Req {
@@ -52,7 +73,7 @@ export function preparedReq(text: string, form: ParamForm): Req {
   return {
     text,
     forNode: req.forNode,
-    mapError: (raw) => mapErrorFrame(raw, form),
+    mapError: (raw) => mapErrorFrame(raw, form.position),
     after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
       bookkeeping(c, r, forwarded);
       const p = r.lost ? undefined : r.error?.['P'];
@@ -60,7 +81,7 @@ export function preparedReq(text: string, form: ParamForm): Req {
       // The position is in the text the node parsed: move it to the client's (frames forwarded live were mapped by mapError).
       r.error!['P'] = String(form.position(Number(p)));
       const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
-      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, form);
+      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, form.position);
     },
   };
 }

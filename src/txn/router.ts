@@ -13,7 +13,7 @@ import { Cursor } from '../protocol/cursor.js';
 import { encodeQuery } from '../protocol/frontend.js';
 import { classify, type Classification, type StatementInfo } from '../sql/classify.js';
 import { parseAdminCommand, runAdminCommand } from '../admin/node-command.js';
-import { rewriteExecute, rewriteSimple } from '../sql/rewrite.js';
+import { rewriteExecute, rewriteSimple, rewriteSimpleMapped } from '../sql/rewrite.js';
 import type { TimeKind } from '../sql/timespans.js';
 import type { BatchDecoders, PlannedBatch, StatementDef } from './batch.js';
 import { encodeShow, showCommand } from '../admin/show.js';
@@ -25,7 +25,7 @@ import { redactSql } from '../sql/redact.js';
 import { randomBytes } from 'node:crypto';
 import { isRolePasswordStatement, rolePasswordReq } from './role-password.js';
 import { nodeStatement, parameterize, type ParamForm } from '../sql/parameterize.js';
-import { OWN_STATEMENT_NAME, ownNameError, ownStatementReq, preparedReq, renameBind } from './prepared-write.js';
+import { OWN_STATEMENT_NAME, ownNameError, ownStatementReq, positionMapped, preparedReq, renameBind } from './prepared-write.js';
 
 const Q_ROLLBACK = encodeQuery('ROLLBACK');
 const Q_COMMIT = encodeQuery('COMMIT');
@@ -426,9 +426,10 @@ export class Router {
       return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
     }
     if (!cls.needsRewrite) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
-    const text = rewriteSimple(sql, this.exec.times());
-    const msg = text === null ? raw : encodeQuery(text);
-    return { forNode: () => ({ bufs: [msg], skip: 0 }), text: sql };
+    const rw = rewriteSimpleMapped(sql, this.exec.times());
+    if (rw === null) return { forNode: () => ({ bufs: [raw], skip: 0 }), text: sql };
+    const msg = encodeQuery(rw.sql);
+    return positionMapped({ forNode: () => ({ bufs: [msg], skip: 0 }), text: sql }, rw.position);
   }
 
   // ---- determinism (src/determinism/plan.ts) ------------------------------------

@@ -112,6 +112,29 @@ test('the client sees what PostgreSQL answers: RETURNING rows, errors with their
   await c.end();
 });
 
+test('writes whose time functions the coordinator replaced: error positions point into the client\'s text', async () => {
+  const c = await fx.coord.client();
+  for (const sql of [
+    'UPDATE pw SET t = now() WHERE nocol = 1', // 42703 after now()
+    'UPDATE pw SET t = now(), v = 1 WHERE id = 2 AND nocol = 3',
+    "UPDATE pw SET t = CURRENT_TIMESTAMP, s = 'é😀' || nocol WHERE id > 100", // multibyte and astral characters
+    'UPDATE pw SET nocol = statement_timestamp() WHERE id = 1', // before the replaced function
+    "INSERT INTO pw (id, v, t, s) VALUES (20, 1, clock_timestamp(), nosuch)",
+    "UPDATE pw SET t = now() WHERE id = 2; UPDATE pw SET t = now() WHERE nocol = 2", // the second statement
+    'UPDATE pw SET t = now(), v = nocol + 12 WHERE id = 2', // keyed: the coordinator's prepared statement, with the time and 12 as parameters
+    "UPDATE pw SET t = now(), s = 'é😀' WHERE id = 2 + nocol",
+  ]) {
+    const want = await onNode(sql);
+    assert.ok(want.error?.position, `the node reports a position for ${sql}`);
+    await c.query('BEGIN');
+    const got = await throughPgquorum(c, sql);
+    await c.query('ROLLBACK');
+    assert.deepEqual(got, want, sql);
+  }
+  await sameOnAllNodes();
+  await c.end();
+});
+
 test(`more statement shapes than a node connection keeps (${MAX_OWN_STATEMENTS}): the oldest are closed and made again`, async () => {
   const c = await fx.coord.client();
   const shapes = MAX_OWN_STATEMENTS + 6;

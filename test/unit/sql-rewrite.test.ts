@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { initParser, parseCount, parseSql } from '../../src/sql/parser.js';
 import { classify, clearClassifyCache } from '../../src/sql/classify.js';
-import { formatTimestamptz, rewriteExecute, rewriteExtended, rewriteSimple, type TimeValues } from '../../src/sql/rewrite.js';
+import { formatTimestamptz, rewriteExecute, rewriteExtended, rewriteSimple, rewriteSimpleMapped, type TimeValues } from '../../src/sql/rewrite.js';
 
 before(async () => {
   await initParser();
@@ -178,14 +178,52 @@ describe('rewriteSimple', () => {
   });
 });
 
+describe('rewriteSimpleMapped: error positions back in the client\'s text', () => {
+  /** The 1-based position of `word` in `text`, in characters (as PostgreSQL reports it). */
+  const at = (text: string, word: string, from = 0): number => [...text.slice(0, text.indexOf(word, from))].length + 1;
+
+  it('moves a position after, before and inside the replaced constructs', () => {
+    const sql = 'INSERT INTO t (a, b, c) VALUES (now(), CURRENT_TIMESTAMP, nosuch)';
+    const rw = rewriteSimpleMapped(sql, T)!;
+    assert.equal(rw.sql, simple(sql));
+    assert.equal(rw.position(at(rw.sql, 'nosuch')), at(sql, 'nosuch'), 'after both');
+    assert.equal(rw.position(at(rw.sql, 'VALUES')), at(sql, 'VALUES'), 'before any');
+    assert.equal(rw.position(at(rw.sql, '06:30:00')), at(sql, 'now()'), 'inside the first: at its start');
+    assert.equal(rw.position([...rw.sql.slice(0, rw.sql.lastIndexOf('::timestamptz'))].length + 3), at(sql, 'CURRENT_TIMESTAMP'), 'inside the second');
+    assert.equal(rw.position(rw.sql.length + 1), sql.length + 1, 'the end (an unexpected end of input)');
+  });
+
+  it('counts characters as PostgreSQL does: multibyte and astral characters are one each', () => {
+    const sql = "INSERT INTO t VALUES ('é😀', now(), 'ü', nosuch)";
+    const rw = rewriteSimpleMapped(sql, T)!;
+    assert.equal(rw.position(at(rw.sql, 'nosuch')), at(sql, 'nosuch'));
+    assert.equal(rw.position(at(rw.sql, "'ü'")), at(sql, "'ü'"));
+    assert.equal(rw.position(at(rw.sql, "'é")), at(sql, "'é"));
+  });
+
+  it('maps over several statements, and returns null when nothing is rewritten', () => {
+    const sql = 'UPDATE t SET at = now() WHERE id = 1; INSERT INTO u VALUES (now(), x)';
+    const rw = rewriteSimpleMapped(sql, T)!;
+    assert.equal(rw.position(at(rw.sql, 'x)')), at(sql, 'x)'));
+    assert.equal(rw.position(at(rw.sql, 'WHERE')), at(sql, 'WHERE'));
+    assert.equal(rewriteSimpleMapped('UPDATE t SET v = 1', T), null);
+  });
+});
+
 describe('rewriteExtended', () => {
   it('adds one parameter per kind after the highest $n', () => {
     const r = rewriteExtended('INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)');
-    assert.deepEqual(r, {
-      sql: 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, ($5::timestamptz))',
-      added: ['transaction'],
-      originalParamCount: 4,
-    });
+    assert.deepEqual(
+      { sql: r?.sql, added: r?.added, originalParamCount: r?.originalParamCount },
+      {
+        sql: 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, ($5::timestamptz))',
+        added: ['transaction'],
+        originalParamCount: 4,
+      },
+    );
+    // An error position after the added parameter, back in the text as written.
+    assert.equal(r!.position(r!.sql.indexOf(', ($5') + 1), 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)'.indexOf(', CURRENT') + 1);
+    assert.equal(r!.position(r!.sql.indexOf('($5') + 2), 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)'.indexOf('CURRENT') + 1);
     const r2 = rewriteExtended("UPDATE t SET a = now(), b = clock_timestamp(), c = 'today'::date, d = statement_timestamp() WHERE id = $2");
     assert.equal(
       r2?.sql,
