@@ -1,6 +1,8 @@
 // Test harness for the coordinator: runs one in this process over a test
 // cluster, and gives node-postgres clients and psql/pgbench environments
 // that point at it.
+import net from 'node:net';
+import { once } from 'node:events';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
@@ -125,4 +127,22 @@ export function useClusterWithCoordinator(
     await f.cluster?.stop();
   });
   return f;
+}
+
+/**
+ * Send the coordinator at `port` a CancelRequest for `client`'s session, as
+ * a driver does: with the BackendKeyData the client got, on a connection of
+ * its own, which the server closes.
+ */
+export async function sendCancel(port: number, client: pg.Client): Promise<void> {
+  const key = client as unknown as { processID: number; secretKey: number };
+  const sock = net.connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const b = Buffer.alloc(16);
+  b.writeInt32BE(16, 0);
+  b.writeInt32BE(80877102, 4);
+  b.writeInt32BE(key.processID, 8);
+  b.writeInt32BE(key.secretKey, 12);
+  sock.end(b);
+  await once(sock, 'close');
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { sendCancel, tableChecksums, useClusterWithCoordinator } from '../helpers/coordinator.js';
 
 const fx = useClusterWithCoordinator({ nodes: 3 });
 
@@ -151,20 +151,7 @@ test('cancel stops a pg_sleep on the node; the session goes on', async () => {
   const killer = await fx.coord.client();
   await killer.query('SELECT 1');
   // node-postgres sends a CancelRequest with the BackendKeyData it received.
-  const pgc = c as unknown as { processID: number; secretKey: number };
-  await new Promise<void>((resolve, reject) => {
-    const net = require_net();
-    const s = net.connect(fx.coord.port, '127.0.0.1', () => {
-      const b = Buffer.alloc(16);
-      b.writeInt32BE(16, 0);
-      b.writeInt32BE(80877102, 4);
-      b.writeInt32BE(pgc.processID, 8);
-      b.writeInt32BE(pgc.secretKey, 12);
-      s.end(b);
-    });
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(fx.coord.port, c);
   await assert.rejects(p, (e: { code?: string }) => e.code === '57014');
   assert.ok(Date.now() - t0 < 20_000);
   assert.equal((await c.query('SELECT 1 AS x')).rows[0].x, 1);
@@ -178,11 +165,6 @@ test('LISTEN/NOTIFY through the main node', async () => {
   await b.query("NOTIFY chan1, 'hello'");
   assert.equal(await got, 'hello');
 });
-
-import * as netMod from 'node:net';
-function require_net(): typeof netMod {
-  return netMod;
-}
 
 test('a statement the coordinator refuses inside a transaction aborts it like any error', async () => {
   const c = await fx.coord.client();

@@ -7,10 +7,8 @@
 // connection; a shared connection that dies loses nobody's read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import pg from 'pg';
-import { startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { sendCancel, startTestCoordinator, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { showNodes, waitFor } from '../helpers/ha.js';
 import type { SharedReads } from '../../src/backend/shared-reads.js';
 
@@ -235,19 +233,6 @@ test('a shared connection killed on its node under load: no read is lost or answ
   await Promise.all(clients.map((c) => c.end()));
 });
 
-/** A CancelRequest for the session `pid`/`secret`, as a driver sends it: its own connection, closed by the server. */
-async function sendCancel(port: number, pid: number, secret: number): Promise<void> {
-  const sock = net.connect(port, '127.0.0.1');
-  await once(sock, 'connect');
-  const b = Buffer.alloc(16);
-  b.writeInt32BE(16, 0);
-  b.writeInt32BE(80877102, 4);
-  b.writeInt32BE(pid, 8);
-  b.writeInt32BE(secret, 12);
-  sock.end(b);
-  await once(sock, 'close');
-}
-
 /** Backends on all nodes that wait for a lock while running the shared form of `SELECT v FROM sr WHERE id = ...`. */
 function lockWaiters(): number {
   let n = 0;
@@ -277,8 +262,7 @@ test('a client cancels its read waiting on a shared connection: 57014 for it, th
   );
   await waitFor(() => s.stats.reads > reads || null, 5000, 'the read sent over a shared connection');
   await waitFor(() => lockWaiters() === 1 || null, 10_000, 'the shared backend waiting for the lock');
-  const key = b as unknown as { processID: number; secretKey: number };
-  await sendCancel(fx.coord.port, key.processID, key.secretKey);
+  await sendCancel(fx.coord.port, b);
   const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000))]);
   assert.equal((outcome as { code?: string }).code, '57014', `the read was cancelled: ${JSON.stringify(outcome)}`);
   assert.equal((outcome as { message?: string }).message, 'canceling statement due to user request');

@@ -8,8 +8,7 @@
 // the socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { assertNodesIdentical, useClusterWithCoordinator } from '../helpers/coordinator.js';
+import { assertNodesIdentical, sendCancel, useClusterWithCoordinator } from '../helpers/coordinator.js';
 import { showNodes } from '../helpers/ha.js';
 
 const fx = useClusterWithCoordinator({
@@ -101,20 +100,7 @@ test('a CancelRequest reaches a statement running on a node reached over a socke
     assert.ok(i < 100, 'the statement reached n1');
     await new Promise((r) => setTimeout(r, 50));
   }
-  // A CancelRequest with the BackendKeyData the client got, on a new connection to the coordinator.
-  const key = c as unknown as { processID: number; secretKey: number };
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(fx.coord.port, '127.0.0.1', () => {
-      const b = Buffer.alloc(16);
-      b.writeInt32BE(16, 0);
-      b.writeInt32BE(80877102, 4);
-      b.writeInt32BE(key.processID, 8);
-      b.writeInt32BE(key.secretKey, 12);
-      s.end(b);
-    });
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(fx.coord.port, c);
   const err = await slow;
   assert.equal(err?.code, '57014', 'the statement was cancelled');
   assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1, 'the session goes on');
