@@ -87,15 +87,16 @@ export function quoteLiteral(s: string): string {
 }
 
 
-function analyseDefault(expr: string): Pick<ColumnInfo, 'fill' | 'sequences' | 'random' | 'constant'> {
+function analyseDefault(expr: string): Pick<ColumnInfo, 'fill' | 'sequences' | 'random' | 'constant' | 'userFunctions'> {
   const st = classify(`SELECT ${expr}`).statements[0];
-  if (!st || st.syntaxError) return { fill: false, sequences: [], random: false, constant: false };
+  if (!st || st.syntaxError) return { fill: false, sequences: [], random: false, constant: false, userFunctions: true };
   const random = st.random === true;
   const constant = st.functions.length === 0 && st.relations.length === 0;
-  return { fill: st.needsRewrite === true || random, sequences: st.sequences ?? [], random, constant };
+  const userFunctions = (st.unknownFunctions?.length ?? 0) > 0;
+  return { fill: st.needsRewrite === true || random, sequences: st.sequences ?? [], random, constant, userFunctions };
 }
 
-/** Whether a default or generation expression may call a function that is not built in (unparsable: it may). */
+/** Whether a generation expression may call a function that is not built in (unparsable: it may). */
 function callsUserFunctions(expr: string | null): boolean {
   if (expr === null) return false;
   const st = classify(`SELECT ${expr}`).statements[0];
@@ -152,10 +153,13 @@ export class CatalogCache {
         plain: boolean;
       };
       const columns = (j.columns ?? []).map((c) => {
-        const a = c.d !== null && c.g === '' ? analyseDefault(c.d) : { fill: false, sequences: [], random: false, constant: true };
+        const a =
+          c.d !== null && c.g === ''
+            ? analyseDefault(c.d)
+            : { fill: false, sequences: [], random: false, constant: true, userFunctions: callsUserFunctions(c.d) };
         if (c.s) a.sequences = [...a.sequences, c.s];
         if (c.i !== '') a.constant = false;
-        return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a, userFunctions: callsUserFunctions(c.d) };
+        return { name: c.n, default: c.d, identity: c.i, generated: c.g, ...a };
       });
       info = {
         name: j.name,

@@ -45,6 +45,19 @@ function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
 }
 
 /**
+ * A node's answer with its error position (if any) moved from the text the
+ * node parsed to the client's: in the result's error and in its buffered
+ * ErrorResponse (frames forwarded live were mapped by mapError).
+ */
+function mapResultPosition(r: ExchangeResult, position: (p: number) => number): void {
+  const p = r.lost ? undefined : r.error?.['P'];
+  if (p === undefined) return;
+  r.error!['P'] = String(position(Number(p)));
+  const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
+  if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, position);
+}
+
+/**
  * `req`, whose text the coordinator rewrote, with the error position of a
  * node's answer moved to the client's text by `position`: in a frame
  * forwarded live (mapError) and in the result (after).
@@ -56,11 +69,7 @@ export function positionMapped(req: Req, position: (p: number) => number): Req {
     mapError: (raw) => mapErrorFrame(raw, position),
     after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
       prior?.(c, r, forwarded);
-      const p = r.lost ? undefined : r.error?.['P'];
-      if (p === undefined) return;
-      r.error!['P'] = String(position(Number(p)));
-      const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
-      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, position);
+      mapResultPosition(r, position);
     },
   };
 }
@@ -76,12 +85,7 @@ export function preparedReq(text: string, form: ParamForm): Req {
     mapError: (raw) => mapErrorFrame(raw, form.position),
     after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
       bookkeeping(c, r, forwarded);
-      const p = r.lost ? undefined : r.error?.['P'];
-      if (p === undefined) return;
-      // The position is in the text the node parsed: move it to the client's (frames forwarded live were mapped by mapError).
-      r.error!['P'] = String(form.position(Number(p)));
-      const i = r.frames.findIndex((f) => f[0] === BE.ErrorResponse);
-      if (i >= 0) r.frames[i] = mapErrorFrame(r.frames[i]!, form.position);
+      mapResultPosition(r, form.position);
     },
   };
 }
