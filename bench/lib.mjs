@@ -71,6 +71,11 @@ async function freePort(n) {
   die(`no ${n} free consecutive ports found`);
 }
 
+/** ' after N s of warm-up' when the runs had one (BENCH_WARMUP). */
+function warm(meta) {
+  return meta.warmup > 0 ? ` after ${meta.warmup} s of warm-up` : '';
+}
+
 // ---------------------------------------------------------------- proc
 
 const CLK_TCK = (() => {
@@ -285,7 +290,7 @@ function report(jsonl, metaFile, outdir, readme) {
     `- Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.ramGiB} GiB RAM, ${m.kernel}`,
     `- Software: PostgreSQL ${m.postgres}, pgpool-II ${m.pgpool}, Node ${m.node}, pgquorum ${m.commit}`,
     `- Load average before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
-    `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run, ` +
+    `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run${warm(meta)}, ` +
       `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
       `All on this machine, nodes with fsync=off and the coordinator with state.fsync off (its commit decisions no more durable than the nodes' data). ` +
       `pgbench connects over loopback TCP; ${meta.nodeTransport === 'unix' ? "pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets" : 'pgquorum and pgpool-II reach the nodes over loopback TCP too'}.`,
@@ -319,7 +324,11 @@ function report(jsonl, metaFile, outdir, readme) {
     'tps: pgbench "without initial connection time"; p50/p99: from the per-transaction logs (`pgbench -l`) of every run; ' +
       'each figure is the median over the rounds. CPU s / 1k tx: user+system CPU of the pgquorum coordinator (or of all ' +
       'pgpool-II processes) during the run, per 1,000 transactions. Memory: pgquorum peak RSS (VmHWM) of the coordinator, ' +
-      'which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.',
+      'which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.' +
+      (meta.warmup > 0
+        ? ` Every run, on every target, follows ${meta.warmup} s of the same pgbench command, not measured (BENCH_WARMUP): ` +
+          'tps, latencies and CPU are those of the measured run only; the peak RSS includes the warm-up.'
+        : ''),
   ];
   const idle = meta.scenarios.find((s) => s.idle);
   if (idle) notes.push(`"${idle.name}": ${idle.idle} idle sessions (bench/idle-clients.mjs) stay connected while pgbench runs.`);
@@ -345,7 +354,7 @@ function report(jsonl, metaFile, outdir, readme) {
       const rel = path.relative(path.dirname(readme), `${base}.md`);
       const block = [
         BEGIN,
-        `Latest \`make bench\` (${meta.startedAt.replace(/\.\d+Z$/, 'Z')}, ${m.nproc} CPUs, ${meta.seconds} s × ${meta.rounds} ` +
+        `Latest \`make bench\` (${meta.startedAt.replace(/\.\d+Z$/, 'Z')}, ${m.nproc} CPUs, ${meta.seconds} s${warm(meta)} × ${meta.rounds} ` +
           `round${meta.rounds === 1 ? '' : 's'}, ` +
           `pgquorum ${m.commit}; full report: [${rel}](${rel})):`,
         ...(short ? ['', '**Short run: not representative.**'] : []),

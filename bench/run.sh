@@ -21,13 +21,18 @@
 # Each round runs every scenario on plain, pgquorum, pgpool in turn;
 # BENCH_ROUNDS rounds, the median is reported. The coordinator and pgpool-II
 # are started afresh for every run (so the coordinator's VmHWM is that run's
-# peak) and stopped after it. At the end `pgquorum verify` checks that the
+# peak) and stopped after it. Every run on every target is preceded by an
+# unmeasured warm-up, BENCH_WARMUP seconds of the same pgbench command
+# (caches, pgpool-II's backend connections, the coordinator's JIT): the
+# table is what a server that has been up for a while does, not its first
+# seconds. CPU per transaction counts the measured run only. At the end `pgquorum verify` checks that the
 # 3 nodes still hold the same data.
 #
 # Output: bench/results/<UTC stamp>.md and .json, bench/results/latest.md,
 # and the table between <!-- bench:begin --> and <!-- bench:end --> in README.md.
 #
 # Environment: BENCH_SECONDS (30), BENCH_ROUNDS (3), BENCH_SCALE (10),
+# BENCH_WARMUP (10; seconds of warm-up before each run, 0: none),
 # BENCH_SCENARIOS (e.g. "1 5": only these scenarios, numbered as above),
 # BENCH_KEEP=1 (keep the work directory), BENCH_README=0 (do not touch README.md),
 # BENCH_NODE_TRANSPORT: how pgquorum and pgpool-II reach the 3 nodes, `unix`
@@ -41,6 +46,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 SECS=${BENCH_SECONDS:-30}
+WARMUP=${BENCH_WARMUP:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 SCALE=${BENCH_SCALE:-10}
 CLIENTS=16
@@ -62,6 +68,7 @@ fail() {
 }
 
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_SECONDS must be a positive integer, got '$SECS'"
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || fail "BENCH_WARMUP must be a whole number of seconds, got '$WARMUP'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_SCALE must be a positive integer, got '$SCALE'"
 for s in $SCENARIOS; do [[ "$s" =~ ^[1-5]$ ]] || fail "BENCH_SCENARIOS: unknown scenario '$s' (1-5)"; done
@@ -333,10 +340,16 @@ run_one() {
     done
     grep -q '^ready' "$run/idle.out" || { tail_of "$run/idle.err"; fail "$target: $idle idle sessions not open after 120 s"; }
   fi
-  [ -n "$procpid" ] && before=$(node "$LIB" proc "$procpid" $tree)
-
   local args=${SCEN_ARGS[$si]}
   [ "$target" = plain-2pc ] && args="-M simple -f $repo/bench/tpcb-2pc.sql"
+  if [ "$WARMUP" -gt 0 ]; then
+    # shellcheck disable=SC2086 # args holds several words
+    timeout -k 10 $((WARMUP * 2 + 120)) pgbench -n $args -c "$CLIENTS" -j "$JOBS" -T "$WARMUP" \
+      -h 127.0.0.1 -p "$port" -U postgres postgres >"$run/warmup.out" 2>&1 ||
+      { tail_of "$run/warmup.out" 40; fail "$target, $name: the warm-up run failed"; }
+  fi
+  [ -n "$procpid" ] && before=$(node "$LIB" proc "$procpid" $tree)
+
   # shellcheck disable=SC2086 # args holds several words
   timeout -k 10 $((SECS * 2 + 120)) pgbench -n $args -c "$CLIENTS" -j "$JOBS" -T "$SECS" \
     -h 127.0.0.1 -p "$port" -U postgres -l --log-prefix "$run/tx/tx" postgres >"$run/pgbench.out" 2>&1 &
@@ -376,7 +389,7 @@ chmod 755 "$W"
 mkdir -p "$W/logs" "$W/runs"
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "work directory $W; $SECS s per run, $ROUNDS round(s), scale $SCALE, scenarios $SCENARIOS"
+log "work directory $W; $SECS s per run after $WARMUP s of warm-up, $ROUNDS round(s), scale $SCALE, scenarios $SCENARIOS"
 
 ensure_pgpool
 
@@ -435,11 +448,11 @@ esac
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SCEN_JSON=""
 for s in $SCENARIOS; do SCEN_JSON+="${SCEN_NAME[$((s - 1))]}|${SCEN_IDLE[$((s - 1))]}"$'\n'; done
-export STARTED SECS ROUNDS SCALE CLIENTS JOBS LOAD_BEFORE LOAD_AFTER VERIFY PG_VERSION SCEN_JSON TRANSPORT
+export STARTED SECS WARMUP ROUNDS SCALE CLIENTS JOBS LOAD_BEFORE LOAD_AFTER VERIFY PG_VERSION SCEN_JSON TRANSPORT
 node -e '
 const e = process.env;
 console.log(JSON.stringify({
-  startedAt: e.STARTED, seconds: +e.SECS, rounds: +e.ROUNDS, scale: +e.SCALE, clients: +e.CLIENTS, jobs: +e.JOBS,
+  startedAt: e.STARTED, seconds: +e.SECS, warmup: +e.WARMUP, rounds: +e.ROUNDS, scale: +e.SCALE, clients: +e.CLIENTS, jobs: +e.JOBS,
   loadBefore: e.LOAD_BEFORE, loadAfter: e.LOAD_AFTER, verify: e.VERIFY, postgresVersion: e.PG_VERSION, nodeTransport: e.TRANSPORT,
   scenarios: e.SCEN_JSON.trim().split("\n").map((l) => ({ name: l.split("|")[0], idle: Number(l.split("|")[1]) })),
 }, null, 2));
