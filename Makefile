@@ -22,7 +22,7 @@ test: deps build
 dev: deps build
 	bin/pgquorum dev
 
-# Benchmark: plain PostgreSQL vs pgquorum vs pgpool-II (about 30 min; see
+# Benchmark: plain PostgreSQL vs pgquorum vs pgpool-II (about 40 min; see
 # bench/run.sh for BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP). Not part of `make test`.
 bench: deps build
 	bench/run.sh
