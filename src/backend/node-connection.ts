@@ -68,8 +68,13 @@ export interface ExchangeOptions {
   expectTerminals?: number;
   /** Keep the frames (after the swallowed prefix) in result.frames. */
   buffer?: boolean;
-  /** Called with every frame after the swallowed prefix, before it is buffered. */
-  sink?: (f: Frame) => void;
+  /**
+   * Called with every frame after the swallowed prefix, before it is
+   * buffered; `at`: the terminal replies counted so far, this frame's
+   * included (an ErrorResponse answers the at-th message sent), 0 for the
+   * error of an injected message.
+   */
+  sink?: (f: Frame, at: number) => void;
 }
 
 /** Replies that finish one message of the extended protocol. */
@@ -583,6 +588,7 @@ export class NodeConnection {
     const expect = opts.expectTerminals ?? -1;
     const buffer = opts.buffer ?? false;
     const sink = opts.sink;
+    let injectedError = false;
     return (f) => {
       const t = f.type;
       if (skipReadies > 0) {
@@ -600,6 +606,7 @@ export class NodeConnection {
         if (t !== BE.ErrorResponse) return;
         // An injected Parse/Close failed: the node skips to Sync. Keep it.
         skipTerminals = 0;
+        injectedError = true;
       }
       if (t === BE.ReadyForQuery) {
         result.status = this.txnStatus = decodeReadyForQuery(f.payload);
@@ -617,7 +624,7 @@ export class NodeConnection {
         if (result.error === null) result.error = e;
       } else if (t === BE.ParameterStatus) this.noteParameter(f.payload);
       if (isTerminal(t)) result.terminals++;
-      if (sink) sink(f);
+      if (sink) sink(f, injectedError ? 0 : result.terminals);
       if (buffer) result.frames.push(f.raw); // views stay valid: the reader never reuses its memory
       if (t === BE.ReadyForQuery) finish();
       else if (expect >= 0 && (result.terminals >= expect || t === BE.ErrorResponse)) finish();

@@ -15,7 +15,7 @@ import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/re
 import type { Executor, Req } from './executor.js';
 import type { NodeStatement } from '../sql/parameterize.js';
 import { refuseExtendedRolePassword } from './role-password.js';
-import { OWN_STATEMENT_NAME, ownNameError } from './prepared-write.js';
+import { OWN_STATEMENT_NAME, mapErrorFrame, mapResultPosition, ownNameError } from './prepared-write.js';
 
 /** A Close of a statement name no one prepares (not pgquorum_<digits>): the node answers CloseComplete. */
 const CLOSE_NOTHING = encodeClose({ kind: 'S', name: 'pgquorum_none' });
@@ -39,6 +39,12 @@ export interface StatementDef {
   /** The parameter types of the client's Parse (0: the node infers it). */
   paramTypes: number[];
   rewrite: ParamRewrite | null;
+  /**
+   * An error position in `sentSql` moved to the client's `sql`, when the
+   * two differ by replaced time functions only (null: the same text, or an
+   * INSERT whose defaults were written out, whose positions stay in the sent text).
+   */
+  position: ((p: number) => number) | null;
   /** The coordinator's own statement of the same text and types, once a shared read made it (Router.fastBatchTarget). */
   own?: NodeStatement;
 }
@@ -111,7 +117,8 @@ export class BatchPlanner {
         parseMsg = encodeParse({ name: p.name, sql: rewrite.sql, paramTypes: types });
       }
     }
-    return { name: p.name, sql: p.sql, cls, info, parseMsg, sentSql, paramTypes: p.paramTypes, rewrite };
+    const position = rewrite && !filled ? rewrite.position.bind(rewrite) : null;
+    return { name: p.name, sql: p.sql, cls, info, parseMsg, sentSql, paramTypes: p.paramTypes, rewrite, position };
   }
 
   /** A Bind for a rewritten statement: the client's parameters plus the time values. */
@@ -131,6 +138,8 @@ export class BatchPlanner {
     const localPortals = new Map<string, StatementDef | null>();
     const touched = new Set<string>(); // statement names whose copies on a node must match the session's
     const execs: PlannedExec[] = [];
+    /** Per message (one terminal reply each, as `ops`): how to move an error position in it to the client's text. */
+    const positions: (((p: number) => number) | null)[] = [];
     let pinnedTo: NodeConnection | null = null;
     this.stripQueue = [];
     const lookup = (name: string): StatementDef | null => {
@@ -158,6 +167,7 @@ export class BatchPlanner {
           localStmts.set(p.name, def);
           out.push(def.parseMsg);
           ops.push({ k: 'parse', name: p.name, def });
+          positions.push(def.position);
           break;
         }
         case FE.Bind: {
@@ -167,15 +177,17 @@ export class BatchPlanner {
           localPortals.set(b.portal, def);
           out.push(def?.rewrite ? this.bindWithTimes(b, def.rewrite) : f.raw);
           ops.push({ k: 'bind', portal: b.portal, def });
+          positions.push(def?.position ?? null);
           break;
         }
         case FE.Describe: {
           const d = dec.describe(f.payload);
           if (d.kind === 'S' && OWN_STATEMENT_NAME.test(d.name)) throw ownNameError('deallocate', d.name);
-          if (d.kind === 'S') this.stripQueue.push(lookup(d.name)?.rewrite?.added.length ?? 0);
-          else portalOf(d.name);
+          const def = d.kind === 'S' ? lookup(d.name) : portalOf(d.name);
+          if (d.kind === 'S') this.stripQueue.push(def?.rewrite?.added.length ?? 0);
           out.push(f.raw);
           ops.push({ k: 'other' });
+          positions.push(def?.position ?? null);
           break;
         }
         case FE.Execute: {
@@ -184,6 +196,7 @@ export class BatchPlanner {
           execs.push({ info: def?.info ?? null, cls: def?.cls ?? null, sql: def?.sql ?? '' });
           out.push(f.raw);
           ops.push({ k: 'other' });
+          positions.push(def?.position ?? null);
           break;
         }
         case FE.Close: {
@@ -193,11 +206,13 @@ export class BatchPlanner {
             // name PostgreSQL does not know. The node closes a name no one uses, and the coordinator's copy stays.
             out.push(CLOSE_NOTHING);
             ops.push({ k: 'other' });
+            positions.push(null);
             break;
           }
           if (c.kind === 'P' && !localPortals.has(c.name)) portalOf(c.name);
           out.push(f.raw);
           ops.push({ k: 'close', what: c.kind, name: c.name });
+          positions.push(null);
           break;
         }
         default:
@@ -264,6 +279,21 @@ export class BatchPlanner {
         }
       },
     };
+    if (positions.some((m) => m !== null)) {
+      // Statements whose time functions became parameters: an error position goes back into the client's text.
+      // A failed injected Parse (a node refusing a statement another node took) is not told apart in a
+      // buffered answer, where it counts as the first message's error.
+      const bookkeeping = req.after!;
+      req.mapError = (raw, at) => {
+        const m = at > 0 ? positions[at - 1] : null;
+        return m ? mapErrorFrame(raw, m) : raw;
+      };
+      req.after = (c, r, forwarded) => {
+        bookkeeping(c, r, forwarded);
+        const m = r.error && r.terminals > 0 ? positions[r.terminals - 1] : null;
+        if (m) mapResultPosition(r, m);
+      };
+    }
     return { end, req, execs, pinnedTo };
   }
 

@@ -76,8 +76,12 @@ export interface Req {
   expect?: number;
   /** Bookkeeping after a node answered. */
   after?(c: NodeConnection, r: ExchangeResult, forwarded: boolean): void;
-  /** An ErrorResponse forwarded live, as the client must see it (a prepared form's position mapped to the client's text). */
-  mapError?(raw: Buffer): Buffer;
+  /**
+   * An ErrorResponse forwarded live, as the client must see it (a prepared
+   * form's position mapped to the client's text); `at`: the message it
+   * answers (ExchangeOptions.sink).
+   */
+  mapError?(raw: Buffer, at: number): Buffer;
   /** A simple Query that must go as sent (its prepared form was refused on the node). */
   unprepared?: boolean;
   /** Short text for logs. */
@@ -501,7 +505,7 @@ export class Executor {
       skipTerminals: body.skip,
       expectTerminals: req.expect,
       buffer: o.buffer ?? false,
-      sink: (f) => {
+      sink: (f, at) => {
         if (f.type === BE.CopyInResponse && !o.copyData) {
           // COPY FROM STDIN: the client must see this now to start sending data.
           client.send(f.raw);
@@ -512,7 +516,7 @@ export class Executor {
         }
         if (!o.live) return;
         forwarded = true;
-        this.forward(f.type === BE.ErrorResponse && req.mapError ? req.mapError(f.raw) : f.raw, f.type);
+        this.forward(f.type === BE.ErrorResponse && req.mapError ? req.mapError(f.raw, at) : f.raw, f.type);
         this.throttle(c);
       },
     });

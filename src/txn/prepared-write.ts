@@ -38,7 +38,7 @@ const DESCRIBE_PORTAL = encodeDescribe({ kind: 'P', name: '' });
 const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
 
 /** An ErrorResponse frame with its position (if any) mapped from the sent text to the client's. */
-function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
+export function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
   const e = decodeErrorFields(raw.subarray(5));
   if (e['P'] === undefined) return raw;
   return encodeErrorResponse({ ...e, P: String(position(Number(e['P']))) });
@@ -49,7 +49,7 @@ function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
  * node parsed to the client's: in the result's error and in its buffered
  * ErrorResponse (frames forwarded live were mapped by mapError).
  */
-function mapResultPosition(r: ExchangeResult, position: (p: number) => number): void {
+export function mapResultPosition(r: ExchangeResult, position: (p: number) => number): void {
   const p = r.lost ? undefined : r.error?.['P'];
   if (p === undefined) return;
   r.error!['P'] = String(position(Number(p)));

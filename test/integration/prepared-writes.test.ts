@@ -34,7 +34,10 @@ function ranLast(app: string, sql: string): boolean {
 }
 
 /** What a plain node answers: the statement run on node 3 directly, in a transaction rolled back. */
-async function onNode(sql: string): Promise<{ rows?: unknown[]; error?: { code?: string; position?: string; message: string } }> {
+type Sql = string | pg.QueryConfig;
+const textOf = (sql: Sql): string => (typeof sql === 'string' ? sql : sql.text);
+
+async function onNode(sql: Sql): Promise<{ rows?: unknown[]; error?: { code?: string; position?: string; message: string } }> {
   const c = new pg.Client(fx.cluster.nodeClientConfig(2));
   await c.connect();
   try {
@@ -49,7 +52,7 @@ async function onNode(sql: string): Promise<{ rows?: unknown[]; error?: { code?:
   }
 }
 
-async function throughPgquorum(c: pg.Client, sql: string): Promise<{ rows?: unknown[]; error?: { code?: string; position?: string; message: string } }> {
+async function throughPgquorum(c: pg.Client, sql: Sql): Promise<{ rows?: unknown[]; error?: { code?: string; position?: string; message: string } }> {
   try {
     return { rows: (await c.query(sql)).rows };
   } catch (e) {
@@ -59,12 +62,12 @@ async function throughPgquorum(c: pg.Client, sql: string): Promise<{ rows?: unkn
 }
 
 /** `sql` through pgquorum, in a transaction rolled back, answers what a plain node answers; returns that answer. */
-async function assertAsOnNode(c: pg.Client, sql: string): Promise<Awaited<ReturnType<typeof onNode>>> {
+async function assertAsOnNode(c: pg.Client, sql: Sql): Promise<Awaited<ReturnType<typeof onNode>>> {
   const want = await onNode(sql);
   await c.query('BEGIN');
   const got = await throughPgquorum(c, sql);
   await c.query('ROLLBACK');
-  assert.deepEqual(got, want, sql);
+  assert.deepEqual(got, want, textOf(sql));
   return want;
 }
 
@@ -133,6 +136,26 @@ test('writes whose time functions the coordinator replaced: error positions poin
     const want = await assertAsOnNode(c, sql);
     assert.ok(want.error?.position, `the node reports a position for ${sql}`);
   }
+  await sameOnAllNodes();
+  await c.end();
+});
+
+test("statements the client prepares (extended protocol) whose time functions became parameters: error positions point into the client's text", async () => {
+  const c = await fx.coord.client();
+  for (const sql of [
+    { text: 'UPDATE pw SET t = now() WHERE nocol = $1', values: [1] },
+    { text: "UPDATE pw SET t = CURRENT_TIMESTAMP, s = 'é😀' || nocol WHERE id > $1", values: [100] }, // multibyte and astral characters
+    { text: 'UPDATE pw SET nocol = statement_timestamp() WHERE id = $1', values: [1] }, // before the replaced function
+    { name: 'pw-pos-named', text: 'UPDATE pw SET t = now(), v = $1 WHERE id = 2 AND nocol = 3', values: [1] },
+    { text: 'INSERT INTO pw (id, v, t, s) VALUES ($1, 1, clock_timestamp(), nosuch)', values: [20] },
+    { text: 'UPDATE pw SET t = now(), v = nocol + $1 WHERE id = 2', values: [12] },
+  ]) {
+    const want = await assertAsOnNode(c, sql);
+    assert.ok(want.error?.position, `the node reports a position for ${sql.text}`);
+  }
+  // A statement without time functions in the same session is left as the node reports it.
+  const plainText = { text: 'UPDATE pw SET v = nocol WHERE id = $1', values: [1] };
+  assert.ok((await assertAsOnNode(c, plainText)).error?.position);
   await sameOnAllNodes();
   await c.end();
 });
