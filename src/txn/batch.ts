@@ -15,7 +15,7 @@ import { formatTimestamptz, rewriteExtended, type ParamRewrite } from '../sql/re
 import type { Executor, Req } from './executor.js';
 import type { NodeStatement } from '../sql/parameterize.js';
 import { refuseExtendedRolePassword } from './role-password.js';
-import { OWN_STATEMENT_NAME, mapErrorFrame, mapResultPosition, ownNameError } from './prepared-write.js';
+import { OWN_STATEMENT_NAME, ownNameError, positionMappedBy } from './prepared-write.js';
 
 /** A Close of a statement name no one prepares (not pgquorum_<digits>): the node answers CloseComplete. */
 const CLOSE_NOTHING = encodeClose({ kind: 'S', name: 'pgquorum_none' });
@@ -279,22 +279,11 @@ export class BatchPlanner {
         }
       },
     };
-    if (positions.some((m) => m !== null)) {
-      // Statements whose time functions became parameters: an error position goes back into the client's text.
-      // A failed injected Parse (a node refusing a statement another node took) is not told apart in a
-      // buffered answer, where it counts as the first message's error.
-      const bookkeeping = req.after!;
-      req.mapError = (raw, at) => {
-        const m = at > 0 ? positions[at - 1] : null;
-        return m ? mapErrorFrame(raw, m) : raw;
-      };
-      req.after = (c, r, forwarded) => {
-        bookkeeping(c, r, forwarded);
-        const m = r.error && r.terminals > 0 ? positions[r.terminals - 1] : null;
-        if (m) mapResultPosition(r, m);
-      };
-    }
-    return { end, req, execs, pinnedTo };
+    // Statements whose time functions became parameters: an error position goes back into the client's text.
+    // A failed injected Parse (a node refusing a statement another node took) is not told apart in a
+    // buffered answer, where it counts as the first message's error.
+    const mapped = positions.some((m) => m !== null) ? positionMappedBy(req, (at) => (at > 0 ? (positions[at - 1] ?? null) : null)) : req;
+    return { end, req: mapped, execs, pinnedTo };
   }
 
   /** After the batch ran: portals end with the transaction. */

@@ -38,7 +38,7 @@ const DESCRIBE_PORTAL = encodeDescribe({ kind: 'P', name: '' });
 const EXECUTE = encodeExecute({ portal: '', maxRows: 0 });
 
 /** An ErrorResponse frame with its position (if any) mapped from the sent text to the client's. */
-export function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
+function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buffer {
   const e = decodeErrorFields(raw.subarray(5));
   if (e['P'] === undefined) return raw;
   return encodeErrorResponse({ ...e, P: String(position(Number(e['P']))) });
@@ -49,7 +49,7 @@ export function mapErrorFrame(raw: Buffer, position: (p: number) => number): Buf
  * node parsed to the client's: in the result's error and in its buffered
  * ErrorResponse (frames forwarded live were mapped by mapError).
  */
-export function mapResultPosition(r: ExchangeResult, position: (p: number) => number): void {
+function mapResultPosition(r: ExchangeResult, position: (p: number) => number): void {
   const p = r.lost ? undefined : r.error?.['P'];
   if (p === undefined) return;
   r.error!['P'] = String(position(Number(p)));
@@ -63,13 +63,26 @@ export function mapResultPosition(r: ExchangeResult, position: (p: number) => nu
  * forwarded live (mapError) and in the result (after).
  */
 export function positionMapped(req: Req, position: (p: number) => number): Req {
+  return positionMappedBy(req, () => position);
+}
+
+/**
+ * positionMapped() for a request of several messages whose texts differ:
+ * `mapOf(at)` is the map for an error answering message `at` (1-based; 0:
+ * an injected message), or null to leave its position alone.
+ */
+export function positionMappedBy(req: Req, mapOf: (at: number) => ((p: number) => number) | null): Req {
   const prior = req.after;
   return {
     ...req,
-    mapError: (raw) => mapErrorFrame(raw, position),
+    mapError(raw: Buffer, at: number) {
+      const m = mapOf(at);
+      return m ? mapErrorFrame(raw, m) : raw;
+    },
     after(c: NodeConnection, r: ExchangeResult, forwarded: boolean) {
       prior?.(c, r, forwarded);
-      mapResultPosition(r, position);
+      const m = r.error ? mapOf(r.terminals) : null;
+      if (m) mapResultPosition(r, m);
     },
   };
 }
