@@ -5,13 +5,18 @@
 // write runs joins the next batch, so N concurrent callers cost about two
 // syncs, not N. With state.fsync = false the writes are not synced (and
 // are done at once, on the calling thread).
+// The file is preallocated (zero bytes past the last line, PREALLOC_BYTES at
+// a time), as PostgreSQL does with its WAL segments: a synced write into
+// blocks that already exist changes no file size, so it syncs only its data,
+// not the file system's journal (docs/state-store.md). A clean close() cuts
+// the zeros off again.
 // The log is compacted (rewritten atomically with only the live decisions)
 // when it holds more than `compactMinLines` lines and over half are dead.
 import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PgqError } from '../errors.js';
-import { atomicWrite, readIfExists, syncDir, writeAll, writeAllSync } from './fsutil.js';
+import { atomicWrite, readIfExists, syncDir, writeAllAt, writeAllAtSync } from './fsutil.js';
 import { GID_PATTERN } from './store.js';
 
 export interface DecisionLogStats {
@@ -56,13 +61,22 @@ interface Batch {
 const LINE = /^([CF]) (\S{1,200})$/;
 
 /**
- * The log is appended with O_DSYNC: each batch is one write() that returns
+ * The log is written with O_DSYNC: each batch is one write() that returns
  * once the data is on disk, where write() + fdatasync() took two calls (two
- * trips through libuv's thread pool) per batch.
+ * trips through libuv's thread pool) per batch. Writes are positional (at
+ * the end of the last line, inside the preallocated zeros), so no O_APPEND.
  */
-const APPEND_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_DSYNC;
+const WRITE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_DSYNC;
 /** state.fsync = false: the same without O_DSYNC. */
-const APPEND_FLAGS_NOSYNC = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND;
+const WRITE_FLAGS_NOSYNC = fsc.O_WRONLY | fsc.O_CREAT;
+
+/**
+ * Zero bytes kept ready past the last line. A write that does not fit
+ * carries the next run of them (one sync, which also makes the new size
+ * durable); a compaction writes them with the new file. 256 KiB hold about
+ * 15,000 lines, more than a log holds between compactions by default.
+ */
+export const PREALLOC_BYTES = 256 * 1024;
 
 export class DecisionLog {
   readonly file: string;
@@ -71,6 +85,10 @@ export class DecisionLog {
   private readonly forgetFlushLines: number;
   private readonly sync: boolean;
   private fh: fs.FileHandle | null = null;
+  /** Where the next line goes: the end of the last line. */
+  private offset = 0;
+  /** The file's size: bytes from `offset` up to here are preallocated zeros. */
+  private allocated = 0;
   /** Durable, not forgotten decisions. */
   private readonly live = new Set<string>();
   private pending: Batch = { gids: [], waiters: [] };
@@ -91,11 +109,15 @@ export class DecisionLog {
     const data = await readIfExists(this.file);
     const created = data === null;
     let lines = 0;
+    let size = data?.length ?? 0;
+    let end = 0;
     if (data !== null && data.length > 0) {
-      const end = data.lastIndexOf(0x0a) + 1; // bytes up to and including the last '\n'
-      if (end < data.length) {
-        // Torn last line: its record() never resolved. Cut it off so the next append starts a fresh line.
-        this.stats.tornBytes = data.length - end;
+      end = data.lastIndexOf(0x0a) + 1; // bytes up to and including the last '\n'
+      let last = data.length; // past the last byte that is not a preallocated zero
+      while (last > end && data[last - 1] === 0) last--;
+      if (last > end) {
+        // Torn last line: its record() never resolved. Cut it off (with the zeros after it) so the next write starts a fresh line.
+        this.stats.tornBytes = last - end;
         const fh = await fs.open(this.file, 'r+');
         try {
           await fh.truncate(end);
@@ -103,6 +125,7 @@ export class DecisionLog {
         } finally {
           await fh.close();
         }
+        size = end;
       }
       const text = data.subarray(0, end).toString('latin1');
       let lineNo = 0;
@@ -129,7 +152,9 @@ export class DecisionLog {
       }
     }
     this.stats.lines = lines;
-    this.fh = await fs.open(this.file, this.sync ? APPEND_FLAGS : APPEND_FLAGS_NOSYNC, 0o600);
+    this.fh = await fs.open(this.file, this.sync ? WRITE_FLAGS : WRITE_FLAGS_NOSYNC, 0o600);
+    this.offset = end;
+    this.allocated = size;
     if (created && this.sync) await syncDir(path.dirname(this.file));
   }
 
@@ -167,24 +192,50 @@ export class DecisionLog {
     if (this.forgetQueue.length >= this.forgetFlushLines) this.kick();
   }
 
-  /** Write what is queued (including `F` lines, synced), then close the file. */
+  /** Write what is queued (including `F` lines, synced), cut off the preallocated zeros, then close the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     while (this.running) await this.running;
     const fh = this.fh;
-    this.fh = null;
     if (!fh) return;
     try {
       if (!this.failed && this.forgetQueue.length > 0) {
-        await writeAll(fh, Buffer.from(this.forgetQueue.map((g) => `F ${g}\n`).join(''), 'latin1'));
+        await this.put(Buffer.from(this.forgetQueue.map((g) => `F ${g}\n`).join(''), 'latin1'));
         this.stats.lines += this.forgetQueue.length;
         this.forgetQueue = [];
         if (this.sync) this.stats.fsyncs++; // O_DSYNC: the write was the sync
       }
+      if (!this.failed && this.allocated > this.offset) {
+        // A closed log is its lines and nothing else (what readers of the file expect).
+        await fh.truncate(this.offset);
+        if (this.sync) await fh.sync();
+        this.allocated = this.offset;
+      }
     } finally {
+      this.fh = null;
       await fh.close();
     }
+  }
+
+  /**
+   * Write `data` at the end of the last line: into the preallocated zeros,
+   * or, when it does not fit, with the next PREALLOC_BYTES of zeros after it
+   * in the same write. Synced by O_DSYNC unless state.fsync is off (then a
+   * page-cache copy on this thread, without the trip through libuv's pool).
+   */
+  private async put(data: Buffer): Promise<void> {
+    const fh = this.fh!;
+    const end = this.offset + data.length;
+    let out = data;
+    if (end > this.allocated) {
+      out = Buffer.alloc(data.length + PREALLOC_BYTES);
+      data.copy(out);
+    }
+    if (this.sync) await writeAllAt(fh, out, this.offset);
+    else writeAllAtSync(fh.fd, out, this.offset);
+    this.allocated = Math.max(this.allocated, this.offset + out.length);
+    this.offset = end;
   }
 
   /** Start the writer unless it runs; it picks up everything queued. */
@@ -221,15 +272,9 @@ export class DecisionLog {
         let text = '';
         for (const g of forgets) text += `F ${g}\n`;
         for (const g of batch.gids) text += `C ${g}\n`;
-        const data = Buffer.from(text, 'latin1');
-        if (this.sync) {
-          // O_DSYNC: durable when the write returns (F lines alone are synced too; they are rare).
-          await writeAll(this.fh, data);
-          this.stats.fsyncs++;
-        } else {
-          // A page-cache copy: done here, without the trip through libuv's thread pool.
-          writeAllSync(this.fh.fd, data);
-        }
+        // With O_DSYNC durable when put() returns (F lines alone are synced too; they are rare).
+        await this.put(Buffer.from(text, 'latin1'));
+        if (this.sync) this.stats.fsyncs++;
         this.stats.lines += forgets.length + batch.gids.length;
         this.stats.batches++;
       } catch (err) {
@@ -266,10 +311,16 @@ export class DecisionLog {
   private async compact(): Promise<void> {
     let text = '';
     for (const g of this.live) text += `C ${g}\n`;
-    await atomicWrite(this.file, Buffer.from(text, 'latin1'), () => this.stats.fsyncs++, this.sync);
-    // The old handle points at the replaced file: appends must go to the new one.
+    // The new file comes preallocated: its lines, then zeros.
+    const lines = Buffer.byteLength(text, 'latin1');
+    const data = Buffer.alloc(lines + PREALLOC_BYTES);
+    data.write(text, 0, 'latin1');
+    await atomicWrite(this.file, data, () => this.stats.fsyncs++, this.sync);
+    // The old handle points at the replaced file: writes must go to the new one.
     const old = this.fh;
-    this.fh = await fs.open(this.file, this.sync ? APPEND_FLAGS : APPEND_FLAGS_NOSYNC, 0o600);
+    this.fh = await fs.open(this.file, this.sync ? WRITE_FLAGS : WRITE_FLAGS_NOSYNC, 0o600);
+    this.offset = lines;
+    this.allocated = data.length;
     await old?.close();
     this.stats.lines = this.live.size;
     this.forgetQueue = []; // their C lines are gone already

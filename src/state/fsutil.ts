@@ -27,21 +27,21 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Write all of `data` at the current position of `fh` (loops over short writes). */
-export async function writeAll(fh: fs.FileHandle, data: Buffer): Promise<void> {
+/** Write all of `data` at byte `position` of `fh` (loops over short writes). */
+export async function writeAllAt(fh: fs.FileHandle, data: Buffer, position: number): Promise<void> {
   let off = 0;
   while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off);
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
     if (bytesWritten <= 0) throw new Error('write made no progress');
     off += bytesWritten;
   }
 }
 
-/** writeAll() on the calling thread, for writes that only copy into the page cache. */
-export function writeAllSync(fd: number, data: Buffer): void {
+/** writeAllAt() on the calling thread, for writes that only copy into the page cache. */
+export function writeAllAtSync(fd: number, data: Buffer, position: number): void {
   let off = 0;
   while (off < data.length) {
-    const n = writeSync(fd, data, off, data.length - off);
+    const n = writeSync(fd, data, off, data.length - off, position + off);
     if (n <= 0) throw new Error('write made no progress');
     off += n;
   }
@@ -59,7 +59,7 @@ export async function atomicWrite(file: string, data: string | Buffer, onSync?: 
   const tmp = tempNameFor(file);
   const fh = await fs.open(tmp, 'wx', 0o600);
   try {
-    await writeAll(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    await writeAllAt(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
     if (sync) {
       await fh.sync();
       onSync?.();

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { FileStateStore } from '../../src/state/file-store.js';
+import { PREALLOC_BYTES } from '../../src/state/decision-log.js';
 import type { ClusterRecord, GxidRange } from '../../src/state/store.js';
 import { PgqError } from '../../src/errors.js';
 
@@ -265,6 +266,67 @@ test('recovery: a torn last line is dropped and cut off; torn-page residue is sk
   await assert.rejects(opened(dir), isCode('ERR_STATE_CORRUPT'));
   // The failed open released the lock.
   assert.ok(!(await fs.readdir(dir)).includes('lock'));
+});
+
+test('the log is preallocated: lines, then zeros; a reopen after a crash writes after the last line; close cuts the zeros off', async () => {
+  const dir = await tmpDir();
+  const log = path.join(dir, 'decisions.log');
+  const s = await opened(dir, { compactMinLines: 100 });
+  await s.leaseGxidRange('c1', 1000);
+  await s.recordCommit('pgq_c1_1');
+  await s.recordCommit('pgq_c1_2');
+  // While open: the lines, then PREALLOC_BYTES of zeros (written with the first batch).
+  let data = await fs.readFile(log);
+  const lines = 'C pgq_c1_1\nC pgq_c1_2\n';
+  assert.equal(data.length, 'C pgq_c1_1\n'.length + PREALLOC_BYTES);
+  assert.equal(data.subarray(0, lines.length).toString('latin1'), lines);
+  assert.ok(data.subarray(lines.length).every((b) => b === 0), 'zeros after the last line');
+
+  // What a SIGKILL leaves (the file as it is now, zeros included) opens cleanly elsewhere: no torn line reported.
+  const copy = await tmpDir();
+  await fs.copyFile(path.join(dir, 'gxid.json'), path.join(copy, 'gxid.json'));
+  await fs.copyFile(log, path.join(copy, 'decisions.log'));
+  const c = await opened(copy);
+  assert.deepEqual(c.commits().sort(), ['pgq_c1_1', 'pgq_c1_2']);
+  assert.deepEqual(c.warnings, []);
+  assert.equal(c.stats.log.tornBytes, 0);
+  await c.recordCommit('pgq_c1_3'); // into the zeros, right after the last line
+  data = await fs.readFile(path.join(copy, 'decisions.log'));
+  assert.equal(data.subarray(0, lines.length + 11).toString('latin1'), `${lines}C pgq_c1_3\n`);
+  assert.ok(data.subarray(lines.length + 11).every((b) => b === 0));
+  await c.close();
+  assert.equal(await fs.readFile(path.join(copy, 'decisions.log'), 'latin1'), `${lines}C pgq_c1_3\n`);
+
+  // A torn line inside the zeros is cut off with them; the next line starts where it began.
+  await fs.writeFile(path.join(copy, 'decisions.log'), Buffer.concat([Buffer.from(`${lines}C pgq_c1_`), Buffer.alloc(4096)]));
+  const t = await opened(copy);
+  assert.equal(t.stats.log.tornBytes, 'C pgq_c1_'.length);
+  assert.ok(t.warnings.some((w) => w.includes('torn')));
+  await t.recordCommit('pgq_c1_4');
+  await t.close();
+  assert.equal(await fs.readFile(path.join(copy, 'decisions.log'), 'latin1'), `${lines}C pgq_c1_4\n`);
+
+  // A batch that does not fit in the zeros carries the next run of them.
+  const big = Array.from({ length: 20_000 }, (_, i) => `pgq_c1_${i + 10}`);
+  await s.leaseGxidRange('c1', 20_100);
+  await Promise.all(big.map((g) => s.recordCommit(g)));
+  data = await fs.readFile(log);
+  const text = data.toString('latin1');
+  const end = text.lastIndexOf('\n') + 1;
+  assert.equal(data.length, end + PREALLOC_BYTES, 'the write that overflowed brought PREALLOC_BYTES more');
+  assert.equal(text.slice(0, end).split('\n').length - 1, 20_002);
+
+  // A compaction writes the new file preallocated too.
+  s.forgetCommits(big);
+  await s.recordCommit('pgq_c1_20050'); // the writer compacts after this batch (after answering it)
+  await s.recordCommit('pgq_c1_20051'); // queued behind the compaction: written into the new file's zeros
+  assert.equal(s.stats.log.compactions, 1);
+  data = await fs.readFile(log);
+  const kept = 'C pgq_c1_1\nC pgq_c1_2\nC pgq_c1_20050\n';
+  assert.equal(data.length, kept.length + PREALLOC_BYTES);
+  assert.equal(data.subarray(0, kept.length + 15).toString('latin1'), `${kept}C pgq_c1_20051\n`);
+  await s.close();
+  assert.equal(await fs.readFile(log, 'latin1'), `${kept}C pgq_c1_20051\n`);
 });
 
 test('corrupt or missing files are refused with ERR_STATE_CORRUPT', async () => {
