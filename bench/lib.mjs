@@ -198,11 +198,24 @@ function runSummary(jsonl, kv) {
     rec.pssMiB = e.pssKiB / 1024; // proportional set size at the end of the run (shared pages split)
     rec.procs = e.procs;
   }
+  if (a.stat_before && a.stat_after) {
+    // The machine over the measured run (/proc/stat "cpu" line: user nice system idle iowait irq softirq steal ...).
+    const t0 = a.stat_before.trim().split(/\s+/).slice(1).map(Number);
+    const t1 = a.stat_after.trim().split(/\s+/).slice(1).map(Number);
+    const d = t1.map((v, i) => v - (t0[i] ?? 0));
+    const busy = d[0] + d[1] + d[2] + d[5] + d[6];
+    const idle = d[3] + d[4];
+    const steal = d[7] ?? 0;
+    rec.machineCpuMsPerTx = pb.transactions > 0 ? ((busy / CLK_TCK) * 1000) / pb.transactions : null;
+    rec.machineIdlePct = busy + idle + steal > 0 ? (100 * idle) / (busy + idle + steal) : null;
+    rec.machineStealPct = busy + idle + steal > 0 ? (100 * steal) / (busy + idle + steal) : null;
+  }
   if (a.idle) rec.idle = JSON.parse(a.idle);
   fs.appendFileSync(jsonl, JSON.stringify(rec) + '\n');
   const f = (v, d = 1) => (v === null || v === undefined ? '-' : v.toFixed(d));
   console.log(
     `  ${a.target.padEnd(8)} tps ${f(rec.tps)}  p50 ${f(rec.p50Ms, 2)} ms  p99 ${f(rec.p99Ms, 2)} ms  failed ${rec.failed}` +
+      (rec.machineCpuMsPerTx !== undefined ? `  machine ${f(rec.machineCpuMsPerTx, 3)} ms/tx idle ${f(rec.machineIdlePct)} %` : '') +
       (rec.cpuPer1kTx !== undefined ? `  cpu/1k tx ${f(rec.cpuPer1kTx, 3)} s  rss ${f(rec.peakRssMiB)} MiB  pss ${f(rec.pssMiB)} MiB` : '') +
       (rec.idle ? `  idle held ${rec.idle.held} lost ${rec.idle.lost}` : ''),
   );
@@ -273,6 +286,8 @@ function report(jsonl, metaFile, outdir, readme) {
         latencyAvgMs: med('latencyAvgMs'),
         failed: rs.reduce((s, r) => s + (r.failed ?? 0), 0),
         cpuPer1kTx: med('cpuPer1kTx'),
+        machineCpuMsPerTx: med('machineCpuMsPerTx'),
+        machineIdlePct: med('machineIdlePct'),
         peakRssMiB: rs.some((r) => r.peakRssMiB !== undefined) ? Math.max(...rs.map((r) => r.peakRssMiB ?? 0)) : null,
         pssMiB: rs.some((r) => r.pssMiB !== undefined) ? Math.max(...rs.map((r) => r.pssMiB ?? 0)) : null,
         idleLost: rs.some((r) => r.idle) ? rs.reduce((s, r) => s + (r.idle?.lost ?? 0), 0) : null,
@@ -302,8 +317,8 @@ function report(jsonl, metaFile, outdir, readme) {
     '',
   ];
   const table = [
-    '| scenario | target | tps | vs plain | vs pgpool-II | p50 ms | p99 ms | failed tx | CPU s / 1k tx | memory MiB |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| scenario | target | tps | vs plain | vs pgpool-II | p50 ms | p99 ms | failed tx | CPU s / 1k tx | machine CPU ms / tx | idle % | memory MiB |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const scenario of scenarios) {
     const plain = get(scenario, 'plain');
@@ -315,7 +330,7 @@ function report(jsonl, metaFile, outdir, readme) {
       table.push(
         `| ${scenario} | ${target} | ${fmt(s.tps, 0)} | ${target === 'plain' ? '1.00×' : ratio(s.tps, plain?.tps ?? null)} | ` +
           `${target.startsWith('pgquorum') ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
-          `${target.startsWith('plain') ? '–' : fmt(s.cpuPer1kTx, 3)} | ${mem} |`,
+          `${target.startsWith('plain') ? '–' : fmt(s.cpuPer1kTx, 3)} | ${fmt(s.machineCpuMsPerTx, 3)} | ${fmt(s.machineIdlePct, 0)} | ${mem} |`,
       );
     }
   }
@@ -323,7 +338,10 @@ function report(jsonl, metaFile, outdir, readme) {
     '',
     'tps: pgbench "without initial connection time"; p50/p99: from the per-transaction logs (`pgbench -l`) of every run; ' +
       'each figure is the median over the rounds. CPU s / 1k tx: user+system CPU of the pgquorum coordinator (or of all ' +
-      'pgpool-II processes) during the run, per 1,000 transactions. Memory: pgquorum peak RSS (VmHWM) of the coordinator, ' +
+      'pgpool-II processes) during the run, per 1,000 transactions. Machine CPU ms / tx: the busy CPU time of the whole machine ' +
+      '(every process: pgbench, the nodes, the proxy; /proc/stat) per transaction, and idle %: the share of that time the CPUs ' +
+      'had nothing to run. Plain keeps the CPUs nearly always busy, so a target needing k times plain\'s machine CPU per ' +
+      'transaction reaches at most about 1/k of plain\'s tps on this machine, and less when its CPUs idle more. Memory: pgquorum peak RSS (VmHWM) of the coordinator, ' +
       'which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.' +
       (meta.warmup > 0
         ? ` Every run, on every target, follows ${meta.warmup} s of the same pgbench command, not measured (BENCH_WARMUP): ` +
@@ -369,6 +387,8 @@ function report(jsonl, metaFile, outdir, readme) {
             ? "pgbench connects over loopback TCP; pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets. "
             : 'Everything connects over loopback TCP. ') +
           'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
+          'Machine CPU: busy CPU time of the whole machine (pgbench, nodes, proxy) per transaction; idle: the share of the run ' +
+          'the CPUs were idle. A target needing k times plain\'s machine CPU per transaction reaches at most about 1/k of its tps here. ' +
           'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
         END,
       ].join('\n');

@@ -25,8 +25,10 @@
 # unmeasured warm-up, BENCH_WARMUP seconds of the same pgbench command
 # (caches, pgpool-II's backend connections, the coordinator's JIT): the
 # table is what a server that has been up for a while does, not its first
-# seconds. CPU per transaction counts the measured run only. At the end `pgquorum verify` checks that the
-# 3 nodes still hold the same data.
+# seconds. CPU per transaction counts the measured run only: the coordinator's
+# (or pgpool-II's) own, and the whole machine's (every process: pgbench, the
+# nodes, the proxy; from /proc/stat) with the share of time the CPUs were idle.
+# At the end `pgquorum verify` checks that the 3 nodes still hold the same data.
 #
 # Output: bench/results/<UTC stamp>.md and .json, bench/results/latest.md,
 # and the table between <!-- bench:begin --> and <!-- bench:end --> in README.md.
@@ -349,6 +351,8 @@ run_one() {
       { tail_of "$run/warmup.out" 40; fail "$target, $name: the warm-up run failed"; }
   fi
   [ -n "$procpid" ] && before=$(node "$LIB" proc "$procpid" $tree)
+  local stat_before stat_after
+  stat_before=$(head -n 1 /proc/stat)
 
   # shellcheck disable=SC2086 # args holds several words
   timeout -k 10 $((SECS * 2 + 120)) pgbench -n $args -c "$CLIENTS" -j "$JOBS" -T "$SECS" \
@@ -357,6 +361,7 @@ run_one() {
   local rc=0
   wait "$PGBENCH_PID" || rc=$?
   PGBENCH_PID=""
+  stat_after=$(head -n 1 /proc/stat)
 
   [ -n "$procpid" ] && after=$(node "$LIB" proc "$procpid" $tree)
   if [ -n "$IDLE_PID" ]; then
@@ -378,7 +383,7 @@ run_one() {
     pgpool) stop_pgpool ;;
   esac
   node "$LIB" run-summary "$W/runs.jsonl" target="$target" scenario="$name" round="$round" \
-    out="$run/pgbench.out" logs="$run/tx" ${before:+before="$before"} ${after:+after="$after"} ${idle_json:+idle="$idle_json"}
+    out="$run/pgbench.out" logs="$run/tx" stat_before="$stat_before" stat_after="$stat_after" ${before:+before="$before"} ${after:+after="$after"} ${idle_json:+idle="$idle_json"}
   rm -rf "$run/tx" # the per-transaction logs can be large
 }
 
