@@ -9,6 +9,9 @@
 //                                             prints the first user's password
 //   node bench/lib.mjs cfg-nodes CFG          host:port of each node of CFG, one per line
 //   node bench/lib.mjs cfg-fsync CFG OUT      CFG with state.fsync on, written to OUT (same directory)
+//   node bench/lib.mjs dev-node DEVCLUSTER_JSON ID TRANSPORT
+//                                             host:port of one dev cluster node (unix: its socket
+//                                             directory, tcp: its address)
 //   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
 //                                             (tree: PID and all its descendants, plus the CPU of
 //                                             reaped children)
@@ -24,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const TARGETS = ['plain', 'pgquorum', 'pgpool', 'pgquorum-fsync', 'plain-2pc'];
+const TARGETS = ['plain', 'pgquorum', 'pgpool', 'pgbouncer', 'pgquorum-fsync', 'plain-2pc'];
 const TARGET_LABEL = { plain: 'plain PostgreSQL (1 node)', pgquorum: 'pgquorum (3 nodes)', pgpool: 'pgpool-II (3 nodes)' };
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
@@ -247,6 +250,7 @@ function machine(meta) {
     kernel: `${os.type()} ${os.release()}`,
     postgres: meta.postgresVersion ?? 'unknown',
     pgpool: sh('pgpool', ['--version']).replace(/^pgpool-II version /, ''),
+    pgbouncer: sh('pgbouncer', ['--version']).replace(/^PgBouncer /, ''),
     pgbench: sh('pgbench', ['--version']),
     node: process.version,
     commit: sh('git', ['rev-parse', '--short', 'HEAD']),
@@ -303,16 +307,18 @@ function report(jsonl, metaFile, outdir, readme) {
     '',
     ...(short ? [`**Short run (${meta.seconds} s × ${meta.rounds} round${meta.rounds === 1 ? '' : 's'}): not representative.**`, ''] : []),
     `- Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.ramGiB} GiB RAM, ${m.kernel}`,
-    `- Software: PostgreSQL ${m.postgres}, pgpool-II ${m.pgpool}, Node ${m.node}, pgquorum ${m.commit}`,
+    `- Software: PostgreSQL ${m.postgres}, pgpool-II ${m.pgpool}, PgBouncer ${m.pgbouncer}, Node ${m.node}, pgquorum ${m.commit}`,
     `- Load average before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
     `- Settings: ${m.pgbench}, scale ${meta.scale}, ${meta.clients} clients, ${meta.jobs} threads, ${meta.seconds} s per run${warm(meta)}, ` +
-      `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II). ` +
+      `${meta.rounds} round${meta.rounds === 1 ? '' : 's'} (median reported), targets alternating (plain, pgquorum, pgpool-II, then the references). ` +
       `All on this machine, nodes with fsync=off and the coordinator with state.fsync off (its commit decisions no more durable than the nodes' data). ` +
-      `pgbench connects over loopback TCP; ${meta.nodeTransport === 'unix' ? "pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets" : 'pgquorum and pgpool-II reach the nodes over loopback TCP too'}.`,
+      `pgbench connects over loopback TCP; ${meta.nodeTransport === 'unix' ? "pgquorum, pgpool-II and PgBouncer reach the nodes over the nodes' Unix-domain sockets" : 'pgquorum, pgpool-II and PgBouncer reach the nodes over loopback TCP too'}.`,
     `- Targets: a plain PostgreSQL node; pgquorum over 3 nodes; pgpool-II native replication over the same 3 nodes ` +
       `(load_balance_mode on, replicate_select off); in TPC-B simple also pgquorum-fsync, pgquorum with state.fsync on ` +
       `(every commit decision synced to disk before COMMIT PREPARED, the default), and plain-2pc, the plain node committing each ` +
-      `transaction with PREPARE TRANSACTION / COMMIT PREPARED (bench/tpcb-2pc.sql): what two-phase commit costs PostgreSQL itself.`,
+      `transaction with PREPARE TRANSACTION / COMMIT PREPARED (bench/tpcb-2pc.sql): what two-phase commit costs PostgreSQL itself; ` +
+      `in all but the 200-client scenario also pgbouncer, PgBouncer ${m.pgbouncer} in session pooling mode in front of the plain node: ` +
+      `what one pooling hop costs, with nothing routed or replicated.`,
     `- Consistency after the runs: ${meta.verify ?? 'not checked'}`,
     '',
   ];
@@ -326,7 +332,7 @@ function report(jsonl, metaFile, outdir, readme) {
     for (const target of TARGETS) {
       const s = get(scenario, target);
       if (!s) continue;
-      const mem = target.startsWith('pgquorum') ? fmt(s.peakRssMiB, 0) : target === 'pgpool' ? `${fmt(s.pssMiB, 0)}¹` : '–';
+      const mem = target.startsWith('pgquorum') || target === 'pgbouncer' ? fmt(s.peakRssMiB, 0) : target === 'pgpool' ? `${fmt(s.pssMiB, 0)}¹` : '–';
       table.push(
         `| ${scenario} | ${target} | ${fmt(s.tps, 0)} | ${target === 'plain' ? '1.00×' : ratio(s.tps, plain?.tps ?? null)} | ` +
           `${target.startsWith('pgquorum') ? ratio(s.tps, pgpool?.tps ?? null) : '–'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.failed} | ` +
@@ -338,11 +344,11 @@ function report(jsonl, metaFile, outdir, readme) {
     '',
     'tps: pgbench "without initial connection time"; p50/p99: from the per-transaction logs (`pgbench -l`) of every run; ' +
       'each figure is the median over the rounds. CPU s / 1k tx: user+system CPU of the pgquorum coordinator (or of all ' +
-      'pgpool-II processes) during the run, per 1,000 transactions. Machine CPU ms / tx: the busy CPU time of the whole machine ' +
+      'pgpool-II processes, or of PgBouncer) during the run, per 1,000 transactions. Machine CPU ms / tx: the busy CPU time of the whole machine ' +
       '(every process: pgbench, the nodes, the proxy; /proc/stat) per transaction, and idle %: the share of that time the CPUs ' +
       'had nothing to run. Plain keeps the CPUs nearly always busy, so a target needing k times plain\'s machine CPU per ' +
-      'transaction reaches at most about 1/k of plain\'s tps on this machine, and less when its CPUs idle more. Memory: pgquorum peak RSS (VmHWM) of the coordinator, ' +
-      'which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.' +
+      'transaction reaches at most about 1/k of plain\'s tps on this machine, and less when its CPUs idle more. Memory: peak RSS (VmHWM) of the pgquorum coordinator ' +
+      '(or PgBouncer), which is restarted for every run; ¹ pgpool-II: sum of the proportional set size (PSS) of its processes at the end of the run.' +
       (meta.warmup > 0
         ? ` Every run, on every target, follows ${meta.warmup} s of the same pgbench command, not measured (BENCH_WARMUP): ` +
           'tps, latencies and CPU are those of the measured run only; the peak RSS includes the warm-up.'
@@ -383,13 +389,14 @@ function report(jsonl, metaFile, outdir, readme) {
           'than the nodes); pgquorum-fsync: the same with state.fsync on (the default: each commit decision synced to disk). ' +
           'plain-2pc: the plain node committing each TPC-B transaction with PREPARE TRANSACTION / ' +
           'COMMIT PREPARED (bench/tpcb-2pc.sql), no coordinator. ' +
+          'pgbouncer: PgBouncer in session pooling mode in front of the plain node, one hop that routes and replicates nothing. ' +
           (meta.nodeTransport === 'unix'
-            ? "pgbench connects over loopback TCP; pgquorum and pgpool-II reach the nodes over the nodes' Unix-domain sockets. "
+            ? "pgbench connects over loopback TCP; pgquorum, pgpool-II and PgBouncer reach the nodes over the nodes' Unix-domain sockets. "
             : 'Everything connects over loopback TCP. ') +
-          'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes). ' +
+          'CPU: user+system seconds per 1,000 transactions of the coordinator (all pgpool-II processes; PgBouncer). ' +
           'Machine CPU: busy CPU time of the whole machine (pgbench, nodes, proxy) per transaction; idle: the share of the run ' +
           'the CPUs were idle. A target needing k times plain\'s machine CPU per transaction reaches at most about 1/k of its tps here. ' +
-          'Memory: coordinator peak RSS; ¹ pgpool-II: PSS of all its processes.',
+          'Memory: coordinator (PgBouncer) peak RSS; ¹ pgpool-II: PSS of all its processes.',
         END,
       ].join('\n');
       fs.writeFileSync(readme, text.slice(0, i) + block + text.slice(j + END.length));
@@ -422,6 +429,13 @@ switch (cmd) {
     c.log = { ...(c.log ?? {}), level: 'warn' };
     fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
     console.log(c.users[0].password);
+    break;
+  }
+  case 'dev-node': {
+    const [file, id, transport] = rest;
+    const d = JSON.parse(fs.readFileSync(file, 'utf8')).nodes.find((x) => x.id === id);
+    if (!d) die(`no node ${id} in ${file}`);
+    console.log(`${transport === 'unix' ? d.dataDir : d.host}:${d.port}`);
     break;
   }
   case 'cfg-nodes': // host:port of each node of a pgquorum config, one per line
