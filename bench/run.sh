@@ -22,7 +22,8 @@
 # installed when missing) in session pooling mode in front of the plain node,
 # what one pooling hop in front of one node costs; the reference a proxy can
 # be held to (a hop that routes nothing and replicates nothing).
-# Each round runs every scenario on plain, pgquorum, pgpool in turn;
+# Each round runs every scenario on plain, pgquorum, pgpool (then the
+# references above) in turn;
 # BENCH_ROUNDS rounds, the median is reported. The coordinator and pgpool-II
 # are started afresh for every run (so the coordinator's VmHWM is that run's
 # peak) and stopped after it. Every run on every target is preceded by an
@@ -41,7 +42,8 @@
 # BENCH_WARMUP (10; seconds of warm-up before each run, 0: none),
 # BENCH_SCENARIOS (e.g. "1 5": only these scenarios, numbered as above),
 # BENCH_KEEP=1 (keep the work directory), BENCH_README=0 (do not touch README.md),
-# BENCH_NODE_TRANSPORT: how pgquorum and pgpool-II reach the 3 nodes, `unix`
+# BENCH_NODE_TRANSPORT: how pgquorum and pgpool-II reach the 3 nodes (and
+# PgBouncer the plain one), `unix`
 # (default; the nodes' Unix-domain sockets, as any middleware on the nodes'
 # machine would) or `tcp` (127.0.0.1). pgbench always connects over TCP.
 # Needs root (apt-get, and the dev cluster and PgBouncer run as `postgres`),
@@ -142,7 +144,7 @@ tail_of() { # tail_of FILE: the end of a log, indented, on stderr
   return 0
 }
 
-# ------------------------------------------------------------------ pgpool-II
+# ------------------------------------------------------------------ pgpool-II, PgBouncer
 
 # install_quietly PACKAGE COMMAND: apt-get install PACKAGE unless COMMAND exists,
 # without letting the package start its own service.
