@@ -15,6 +15,9 @@
 //   node bench/lib.mjs proc PID [tree]        {"cpu":seconds,"hwmKiB":..,"pssKiB":..,"procs":n} of PID
 //                                             (tree: PID and all its descendants, plus the CPU of
 //                                             reaped children)
+//   node bench/lib.mjs machine-cpu STAT_BEFORE STAT_AFTER TX
+//                                             {"machineCpuMsPerTx":..,"machineIdlePct":..,"machineStealPct":..}
+//                                             between two /proc/stat "cpu" lines, over TX transactions
 //   node bench/lib.mjs run-summary JSONL k=v... parse one pgbench run (out=FILE, logs=DIR with the
 //                                             -l files, before=/after= proc JSON, idle= JSON and
 //                                             any other k=v) and append one JSON line to JSONL
@@ -134,6 +137,28 @@ function procInfo(pid, tree) {
   return { cpu: ticks / CLK_TCK, hwmKiB: hwm, pssKiB: pss, procs: pids.length };
 }
 
+// ---------------------------------------------------------------- machine-cpu
+
+/**
+ * The whole machine between two readings of the /proc/stat "cpu" line (user
+ * nice system idle iowait irq softirq steal ...): busy CPU ms per transaction,
+ * and the shares of the time idle and stolen.
+ */
+function machineCpu(statBefore, statAfter, transactions) {
+  const t0 = statBefore.trim().split(/\s+/).slice(1).map(Number);
+  const t1 = statAfter.trim().split(/\s+/).slice(1).map(Number);
+  const d = t1.map((v, i) => v - (t0[i] ?? 0));
+  const busy = d[0] + d[1] + d[2] + d[5] + d[6];
+  const idle = d[3] + d[4];
+  const steal = d[7] ?? 0;
+  const all = busy + idle + steal;
+  return {
+    machineCpuMsPerTx: transactions > 0 ? ((busy / CLK_TCK) * 1000) / transactions : null,
+    machineIdlePct: all > 0 ? (100 * idle) / all : null,
+    machineStealPct: all > 0 ? (100 * steal) / all : null,
+  };
+}
+
 // ---------------------------------------------------------------- run-summary
 
 function parsePgbench(text) {
@@ -201,18 +226,7 @@ function runSummary(jsonl, kv) {
     rec.pssMiB = e.pssKiB / 1024; // proportional set size at the end of the run (shared pages split)
     rec.procs = e.procs;
   }
-  if (a.stat_before && a.stat_after) {
-    // The machine over the measured run (/proc/stat "cpu" line: user nice system idle iowait irq softirq steal ...).
-    const t0 = a.stat_before.trim().split(/\s+/).slice(1).map(Number);
-    const t1 = a.stat_after.trim().split(/\s+/).slice(1).map(Number);
-    const d = t1.map((v, i) => v - (t0[i] ?? 0));
-    const busy = d[0] + d[1] + d[2] + d[5] + d[6];
-    const idle = d[3] + d[4];
-    const steal = d[7] ?? 0;
-    rec.machineCpuMsPerTx = pb.transactions > 0 ? ((busy / CLK_TCK) * 1000) / pb.transactions : null;
-    rec.machineIdlePct = busy + idle + steal > 0 ? (100 * idle) / (busy + idle + steal) : null;
-    rec.machineStealPct = busy + idle + steal > 0 ? (100 * steal) / (busy + idle + steal) : null;
-  }
+  if (a.stat_before && a.stat_after) Object.assign(rec, machineCpu(a.stat_before, a.stat_after, pb.transactions));
   if (a.idle) rec.idle = JSON.parse(a.idle);
   fs.appendFileSync(jsonl, JSON.stringify(rec) + '\n');
   const f = (v, d = 1) => (v === null || v === undefined ? '-' : v.toFixed(d));
@@ -450,6 +464,9 @@ switch (cmd) {
   }
   case 'proc':
     console.log(JSON.stringify(procInfo(Number(rest[0]), rest[1] === 'tree')));
+    break;
+  case 'machine-cpu':
+    console.log(JSON.stringify(machineCpu(rest[0], rest[1], Number(rest[2]))));
     break;
   case 'run-summary':
     runSummary(rest[0], rest.slice(1));

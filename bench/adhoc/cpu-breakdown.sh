@@ -53,14 +53,13 @@ for i in 1 2 3 4; do
   psql -X -q -h "$D/node$i" -p $((PORT + i)) -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >/dev/null
 done
 
-# snapshot: one line "n1=<cpu s> ... n4=<cpu s> coord=<cpu s> stat=<the /proc/stat cpu line>"
+# snapshot: one line of JSON, {"n1":<bench/lib.mjs proc output>, ..., "n4":.., "coord":..}
 snapshot() {
-  local i out=""
+  local i out="{"
   for i in 1 2 3 4; do
-    out+="n$i=$(node bench/lib.mjs proc "$(head -n 1 "$D/node$i/postmaster.pid")" tree | node -pe 'JSON.parse(require("fs").readFileSync(0)).cpu') "
+    out+="\"n$i\":$(node bench/lib.mjs proc "$(head -n 1 "$D/node$i/postmaster.pid")" tree),"
   done
-  out+="coord=$(node bench/lib.mjs proc "$COORD" | node -pe 'JSON.parse(require("fs").readFileSync(0)).cpu') "
-  echo "${out}stat=$(head -n 1 /proc/stat | tr ' ' ,)"
+  echo "$out\"coord\":$(node bench/lib.mjs proc "$COORD")}"
 }
 
 PLAIN_TPS=""
@@ -71,28 +70,26 @@ for ((round = 1; round <= R; round++)); do
     # shellcheck disable=SC2086 # M holds several words
     pgbench -n $M -c 16 -j 2 -T 10 -p "$port" >/dev/null 2>&1 # warm-up
     before=$(snapshot)
+    stat_before=$(head -n 1 /proc/stat)
     # shellcheck disable=SC2086
     out=$(pgbench -n $M -c 16 -j 2 -T "$T" -p "$port" 2>&1)
+    stat_after=$(head -n 1 /proc/stat)
     after=$(snapshot)
     tx=$(grep -oP 'processed: \K\d+' <<<"$out" | head -n 1)
+    machine=$(node bench/lib.mjs machine-cpu "$stat_before" "$stat_after" "$tx")
     tps=$(grep -oP 'tps = \K[\d.]+' <<<"$out")
     [ "$target" = plain ] && PLAIN_TPS=$tps
-    node - "$target" "$tx" "$tps" "$PLAIN_TPS" "$before" "$after" <<'JS'
-const [target, tx, tps, plainTps, before, after] = process.argv.slice(2);
-const parse = (s) => Object.fromEntries(s.trim().split(/\s+/).map((kv) => kv.split('=')));
-const b = parse(before), a = parse(after);
-const ms = (k) => ((Number(a[k]) - Number(b[k])) * 1000) / Number(tx);
-const stat = (s) => s.split(',').filter(Boolean).slice(1).map(Number);
-const sb = stat(b.stat), sa = stat(a.stat), d = sa.map((v, i) => v - sb[i]);
-const hz = 100; // USER_HZ: /proc/stat counts in 1/100 s
-const busy = d[0] + d[1] + d[2] + d[5] + d[6], idle = d[3] + d[4];
-const machine = ((busy / hz) * 1000) / Number(tx);
+    node - "$target" "$tx" "$tps" "$PLAIN_TPS" "$before" "$after" "$machine" <<'JS'
+const [target, tx, tps, plainTps, before, after, machineJson] = process.argv.slice(2);
+const b = JSON.parse(before), a = JSON.parse(after);
+const ms = (k) => ((a[k].cpu - b[k].cpu) * 1000) / Number(tx);
+const { machineCpuMsPerTx: machine, machineIdlePct } = JSON.parse(machineJson);
 const nodes = target === 'plain' ? ['n4'] : ['n1', 'n2', 'n3'];
 const nodeMs = nodes.map((n) => ms(n));
 const coord = target === 'plain' ? 0 : ms('coord');
 const sum = nodeMs.reduce((s, v) => s + v, 0);
 const f = (v) => v.toFixed(3);
-let line = `${target.padEnd(8)} tps ${Number(tps).toFixed(0).padStart(6)}  machine ${f(machine)} ms/tx  idle ${((100 * idle) / (busy + idle)).toFixed(1)} %  ` +
+let line = `${target.padEnd(8)} tps ${Number(tps).toFixed(0).padStart(6)}  machine ${f(machine)} ms/tx  idle ${machineIdlePct.toFixed(1)} %  ` +
   nodes.map((n, i) => `${n} ${f(nodeMs[i])}`).join(' ') + (nodes.length > 1 ? `  nodes ${f(sum)}` : '') +
   (target === 'plain' ? '' : `  coordinator ${f(coord)}`) + `  rest ${f(machine - sum - coord)}`;
 if (target !== 'plain' && plainTps) {

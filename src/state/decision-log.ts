@@ -78,6 +78,13 @@ const WRITE_FLAGS_NOSYNC = fsc.O_WRONLY | fsc.O_CREAT;
  */
 export const PREALLOC_BYTES = 256 * 1024;
 
+/** `data` followed by the next PREALLOC_BYTES of zeros, in one buffer (one write). */
+function withZeros(data: Buffer): Buffer {
+  const out = Buffer.alloc(data.length + PREALLOC_BYTES);
+  data.copy(out);
+  return out;
+}
+
 export class DecisionLog {
   readonly file: string;
   readonly stats: DecisionLogStats = { fsyncs: 0, records: 0, batches: 0, compactions: 0, lines: 0, tornBytes: 0, skippedLines: 0 };
@@ -227,11 +234,7 @@ export class DecisionLog {
   private async put(data: Buffer): Promise<void> {
     const fh = this.fh!;
     const end = this.offset + data.length;
-    let out = data;
-    if (end > this.allocated) {
-      out = Buffer.alloc(data.length + PREALLOC_BYTES);
-      data.copy(out);
-    }
+    const out = end > this.allocated ? withZeros(data) : data;
     if (this.sync) await writeAllAt(fh, out, this.offset);
     else writeAllAtSync(fh.fd, out, this.offset);
     this.allocated = Math.max(this.allocated, this.offset + out.length);
@@ -312,14 +315,13 @@ export class DecisionLog {
     let text = '';
     for (const g of this.live) text += `C ${g}\n`;
     // The new file comes preallocated: its lines, then zeros.
-    const lines = Buffer.byteLength(text, 'latin1');
-    const data = Buffer.alloc(lines + PREALLOC_BYTES);
-    data.write(text, 0, 'latin1');
+    const lines = Buffer.from(text, 'latin1');
+    const data = withZeros(lines);
     await atomicWrite(this.file, data, () => this.stats.fsyncs++, this.sync);
     // The old handle points at the replaced file: writes must go to the new one.
     const old = this.fh;
     this.fh = await fs.open(this.file, this.sync ? WRITE_FLAGS : WRITE_FLAGS_NOSYNC, 0o600);
-    this.offset = lines;
+    this.offset = lines.length;
     this.allocated = data.length;
     await old?.close();
     this.stats.lines = this.live.size;
